@@ -1,0 +1,31 @@
+"""Connect the Job model to the publishing service, and nothing more.
+
+Every saved job (API, admin, ORM, management command) passes here; its event
+is published only after the transaction commits.
+"""
+
+from typing import Any
+
+from django.db.models.signals import post_init, post_save
+from django.dispatch import receiver
+
+from realtime.services import publish_on_commit
+
+from .events import JOBS_CHANNEL, job_event
+from .models import Job
+
+
+@receiver(post_init, sender=Job)
+def remember_loaded_status(sender: type[Job], instance: Job, **kwargs: Any) -> None:
+    instance._saved_status = instance.status if instance.pk else None  # type: ignore[attr-defined]
+
+
+@receiver(post_save, sender=Job)
+def announce_job_change(sender: type[Job], instance: Job, created: bool, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return  # fixtures being loaded
+    event = job_event(instance, created=created, previous_status=instance._saved_status)  # type: ignore[attr-defined]
+    instance._saved_status = instance.status  # type: ignore[attr-defined]
+    if event is not None:
+        event_type, data = event
+        publish_on_commit(type=event_type, data=data, channel=JOBS_CHANNEL)

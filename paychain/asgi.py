@@ -1,0 +1,29 @@
+"""
+ASGI entry point, in the order of Channels' own sample project: build the
+Django application first (it sets Django up), then import the socket routes,
+then wrap them.
+"""
+
+import logging
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paychain.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from realtime.origins import OriginCheck  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.startup import announce_start  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)
+
+announce_start(logging.getLogger("paychain.asgi"))

@@ -1,0 +1,92 @@
+"""
+Who may call the broadcast API.
+
+`Authorization: Api-Key <key>` with a key from BROADCAST_API_KEYS. Keys are
+compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from .conf import realtime_settings
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True)
+class ServiceClient:
+    """The caller of a request authenticated with a service key."""
+
+    key_index: int
+    is_authenticated: bool = True
+    is_staff: bool = False
+
+    @property
+    def pk(self) -> str:
+        return f"service-key-{self.key_index}"
+
+
+class BroadcastNotConfigured(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = (
+        "POST /broadcast is closed: set BROADCAST_API_KEYS (comma-separated service keys) "
+        "or, for local development only, DJANGO_DEBUG=true."
+    )
+    default_code = "broadcast_not_configured"
+
+
+def match_key(candidate: str) -> int | None:
+    """Index of the configured key equal to `candidate`, in constant time."""
+    found = None
+    given = candidate.encode()
+    for index, key in enumerate(realtime_settings.BROADCAST_API_KEYS):
+        if hmac.compare_digest(given, key.encode()):
+            found = index
+    return found
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ServiceClient, None] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].decode("latin1").lower() != KEYWORD.lower():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Invalid Api-Key header: expected 'Api-Key <key>'.", code="invalid_api_key"
+            )
+        try:
+            candidate = parts[1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.PermissionDenied("Invalid API key.", code="invalid_api_key") from None
+        index = match_key(candidate)
+        if index is None:
+            raise exceptions.PermissionDenied("Invalid API key.", code="invalid_api_key")
+        return ServiceClient(key_index=index), None
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD
+
+
+class CanBroadcast(BasePermission):
+    """A service key when keys are configured; anyone while DEBUG is on and
+    none are; nobody (503, saying what to configure) otherwise."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not realtime_settings.BROADCAST_API_KEYS:
+            if settings.DEBUG:
+                return True
+            raise BroadcastNotConfigured()
+        if isinstance(request.user, ServiceClient):
+            return True
+        raise exceptions.NotAuthenticated(
+            "Send 'Authorization: Api-Key <key>' with a key from BROADCAST_API_KEYS."
+        )

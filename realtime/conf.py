@@ -1,0 +1,55 @@
+"""
+The realtime server's settings, in one namespace.
+
+Projects set any of these in `settings.REALTIME` (a dict); everything not set
+there takes the default below. Read them through `realtime_settings.NAME`,
+in the manner of DRF's `api_settings`.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Largest client frame accepted, in bytes (UTF-8). Larger: error
+    # `message_too_big`, then close 4013.
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Service keys for POST /broadcast (`Authorization: Api-Key <key>`).
+    # Empty: open while DEBUG is on, refused (503) when it is off.
+    "BROADCAST_API_KEYS": [],
+    # Seconds a channel-layer call (publish, join) may take before the request
+    # that made it answers 503.
+    "LAYER_TIMEOUT": 4.0,
+    # Seconds a Redis health probe may take before /health answers 503.
+    "HEALTH_TIMEOUT": 3.0,
+    # Prefix of every Redis key and pub/sub channel this project uses.
+    "REDIS_PREFIX": "paychain",
+}
+
+
+class RealtimeSettings:
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid REALTIME setting: {name!r}")
+        if name not in self._cache:
+            user = getattr(settings, "REALTIME", {}) or {}
+            self._cache[name] = user.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+realtime_settings = RealtimeSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REALTIME":
+        realtime_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,279 @@
+"""
+The local fan-out: one hub per server process.
+
+A straightforward Channels build gives every socket its own layer channel and
+adds it to a group per subscription: a broadcast to N sockets then wakes N
+consumers and serializes the message N times. Here the *process* is the
+member of the group instead:
+
+* each channel `jobs` is the Channels group `rt.jobs`; the hub joins it once,
+  with its own layer channel, when the first local socket subscribes, and
+  leaves it when the last one goes;
+* the publishing service serializes a publication once and sends the finished
+  frame to the group;
+* the hub's single receive loop writes that same frame to each local socket
+  subscribed to the channel, one after another, in arrival order.
+
+Across processes this stays plain Channels: with channels-redis every process
+joins the groups its sockets need, and a group send reaches each process once,
+hence each socket once. Everything that is not fan-out (parsing, permissions,
+replies to one socket) stays in the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from .conf import realtime_settings
+
+logger = logging.getLogger(__name__)
+
+# Layer message type carrying a serialized publication to the hubs.
+PUBLICATION = "realtime.publication"
+# The group every hub joins, for publications to all clients.
+GROUP_ALL = "realtime-all"
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def group_for(channel: str) -> str:
+    """The Channels group of a realtime channel (names are already group-safe)."""
+    return f"rt.{channel}"
+
+
+@dataclass
+class Counters:
+    """Per-process message counters, reported by /stats."""
+
+    published: int = 0
+    delivered: int = 0
+    received: int = 0
+    errors_sent: int = 0
+
+
+counters = Counters()
+
+
+class LocalSocket:
+    """One open socket on this process, as the hub sees it."""
+
+    __slots__ = ("id", "send", "channels", "__weakref__")
+
+    def __init__(self, send: Send) -> None:
+        self.id = str(uuid.uuid4())
+        self.send = send
+        self.channels: set[str] = set()
+
+
+class JoinError(Exception):
+    """The channel layer did not let this process join a channel's group."""
+
+
+class Hub:
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.loop = asyncio.get_running_loop()
+        self.sockets: dict[str, LocalSocket] = {}
+        self.channels: dict[str, set[LocalSocket]] = {}
+        self.channel_name: str | None = None
+        self._joined: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._started: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- life cycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the hub's layer channel, join the all-clients group and start
+        the receive loop. Safe to await from many sockets at once."""
+        if self._started is None:
+            self._started = self.loop.create_future()
+            try:
+                self.channel_name = await self.layer.new_channel("realtime.hub.")
+                await self._group_add(GROUP_ALL)
+                self._task = self.loop.create_task(self._receive_loop())
+                self._started.set_result(None)
+            except BaseException as exc:
+                started, self._started = self._started, None
+                started.set_exception(exc)
+                started.exception()  # retrieved: the caller raises it
+                raise
+        await asyncio.shield(self._started)
+
+    async def _receive_loop(self) -> None:
+        assert self.channel_name is not None
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Hub receive failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if message.get("type") == PUBLICATION:
+                await self.deliver(message.get("channel"), message["frame"])
+
+    # --- fan-out ----------------------------------------------------------------
+
+    async def deliver(self, channel: str | None, frame: str) -> int:
+        """Write one serialized frame to every local socket on `channel` (all
+        sockets when None). A socket that fails is logged and skipped: it never
+        stops delivery to the others."""
+        targets: Iterable[LocalSocket]
+        if channel is None:
+            targets = tuple(self.sockets.values())
+        else:
+            members = self.channels.get(channel)
+            if not members:
+                return 0
+            targets = tuple(members)
+        message = {"type": "websocket.send", "text": frame}
+        sent = 0
+        for sock in targets:
+            try:
+                await sock.send(message)
+                sent += 1
+            except Exception:
+                logger.warning("Delivery to client %s failed", sock.id, exc_info=True)
+        counters.delivered += sent
+        return sent
+
+    # --- sockets and subscriptions ------------------------------------------------
+
+    def attach(self, send: Send) -> LocalSocket:
+        sock = LocalSocket(send)
+        self.sockets[sock.id] = sock
+        return sock
+
+    def detach(self, sock: LocalSocket) -> None:
+        self.sockets.pop(sock.id, None)
+        for channel in tuple(sock.channels):
+            self._remove(sock, channel)
+
+    async def subscribe(self, sock: LocalSocket, channel: str) -> None:
+        """Add the socket to a channel. Returns once this process is a member
+        of the channel's group, so anything published after the caller answers
+        `subscribed` reaches the socket. Raises JoinError when the layer fails."""
+        if sock.id not in self.sockets:
+            return
+        self.channels.setdefault(channel, set()).add(sock)
+        sock.channels.add(channel)
+        if channel in self._joined:
+            return
+        try:
+            await self._join(channel)
+        except Exception as exc:
+            self._remove(sock, channel)
+            raise JoinError(str(exc) or exc.__class__.__name__) from exc
+
+    def unsubscribe(self, sock: LocalSocket, channel: str) -> bool:
+        """Remove the socket from a channel; False when it was not subscribed."""
+        if channel not in sock.channels:
+            return False
+        self._remove(sock, channel)
+        return True
+
+    def _remove(self, sock: LocalSocket, channel: str) -> None:
+        sock.channels.discard(channel)
+        members = self.channels.get(channel)
+        if members is None:
+            return
+        members.discard(sock)
+        if not members:
+            del self.channels[channel]
+            self._spawn(self._leave(channel))
+
+    # --- group membership -----------------------------------------------------------
+
+    def _lock(self, channel: str) -> asyncio.Lock:
+        lock = self._locks.get(channel)
+        if lock is None:
+            lock = self._locks[channel] = asyncio.Lock()
+        return lock
+
+    async def _join(self, channel: str) -> None:
+        async with self._lock(channel):
+            if channel in self._joined or not self.channels.get(channel):
+                return
+            await self._group_add(group_for(channel))
+            self._joined.add(channel)
+
+    async def _leave(self, channel: str) -> None:
+        async with self._lock(channel):
+            if channel not in self._joined or self.channels.get(channel):
+                return
+            self._joined.discard(channel)
+            try:
+                await asyncio.wait_for(
+                    self.layer.group_discard(group_for(channel), self.channel_name),
+                    timeout=realtime_settings.LAYER_TIMEOUT,
+                )
+            except Exception:
+                logger.warning("Leaving channel %s failed", channel, exc_info=True)
+        if not self.channels.get(channel) and not self._lock(channel).locked():
+            self._locks.pop(channel, None)
+
+    async def _group_add(self, group: str) -> None:
+        await asyncio.wait_for(
+            self.layer.group_add(group, self.channel_name),
+            timeout=realtime_settings.LAYER_TIMEOUT,
+        )
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- statistics -------------------------------------------------------------------
+
+    def connection_stats(self) -> dict[str, Any]:
+        """{"total": N, "by_channel": {...}}. Safe to call from any thread: it
+        reads atomic copies of the hub's dicts."""
+        channels = self.channels.copy()
+        return {
+            "total": len(self.sockets),
+            "by_channel": {name: len(members) for name, members in sorted(channels.items())},
+        }
+
+
+# One hub per event loop: daphne runs one loop per process; tests run one per test.
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+_latest: list[Hub] = []
+
+
+async def get_hub() -> Hub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("CHANNEL_LAYERS has no default layer")
+        hub = _hubs[loop] = Hub(layer)
+        _latest[:] = [hub]
+    await hub.start()
+    return hub
+
+
+def current_hub() -> Hub | None:
+    """The hub of this process' serving loop, if a socket has started one."""
+    return _latest[0] if _latest else None
+
+
+def connection_stats() -> dict[str, Any]:
+    hub = current_hub()
+    if hub is None:
+        return {"total": 0, "by_channel": {}}
+    return hub.connection_stats()
+

@@ -1,0 +1,26 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from .protocol import CHANNEL_NAME_RE, MESSAGE_TYPE_RE
+
+
+class BroadcastSerializer(serializers.Serializer):
+    type = serializers.RegexField(
+        MESSAGE_TYPE_RE.pattern + r"\Z",
+        max_length=64,
+        error_messages={"invalid": "1 to 64 letters, digits, '_', '.' or '-'."},
+    )
+    data = serializers.JSONField(required=False)
+    channel = serializers.RegexField(
+        CHANNEL_NAME_RE.pattern + r"\Z",
+        max_length=80,
+        required=False,
+        allow_null=True,
+        error_messages={"invalid": "1 to 80 letters, digits, '_', '-' or '.'."},
+    )
+
+    def validate_data(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value

@@ -1,0 +1,101 @@
+"""
+The publishing service: the only way anything is sent to a channel.
+
+Views, signals, the admin and management commands all call `publish` (sync)
+or `apublish` (async). A publication is serialized here, once, and handed to
+the channel layer as a finished frame; each process' hub writes that frame
+to its local subscribers (see `realtime.fanout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from channels.layers import get_channel_layer
+
+from . import protocol
+from .conf import realtime_settings
+from .fanout import GROUP_ALL, PUBLICATION, counters, group_for
+
+logger = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """The channel layer did not take the publication (down, or too slow)."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    id: str
+    type: str
+    channel: str | None
+    frame: str
+
+
+async def apublish(
+    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+) -> Publication:
+    """Send one message to a channel's subscribers, or to every connected
+    client when `channel` is None. Raises PublishError when the channel layer
+    fails or does not answer within REALTIME["LAYER_TIMEOUT"] seconds."""
+    message_id = protocol.new_message_id()
+    frame = protocol.encode(
+        protocol.envelope(type, data or {}, channel=channel, id=message_id)
+    )
+    layer = get_channel_layer()
+    if layer is None:
+        raise PublishError("No channel layer is configured.")
+    group = GROUP_ALL if channel is None else group_for(channel)
+    try:
+        await asyncio.wait_for(
+            layer.group_send(group, {"type": PUBLICATION, "channel": channel, "frame": frame}),
+            timeout=realtime_settings.LAYER_TIMEOUT,
+        )
+    except asyncio.TimeoutError:
+        raise PublishError(
+            f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
+        ) from None
+    except Exception as exc:
+        raise PublishError(f"The channel layer failed: {exc or exc.__class__.__name__}") from exc
+    counters.published += 1
+    logger.info(
+        "Broadcasted %r to %s (id %s)",
+        type,
+        f"channel {channel}" if channel else "all clients",
+        message_id,
+    )
+    return Publication(id=message_id, type=type, channel=channel, frame=frame)
+
+
+def publish(
+    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+) -> Publication:
+    """Synchronous `apublish`, for views, signals and commands."""
+    return async_to_sync(apublish)(type=type, data=data, channel=channel)
+
+
+def publish_on_commit(
+    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+) -> None:
+    """Publish once the current transaction commits (at once outside one);
+    never for a rolled-back change. A failed publish never fails the request
+    that saved the change: it is logged with the event."""
+
+    def send() -> None:
+        try:
+            publish(type=type, data=data, channel=channel)
+        except PublishError as exc:
+            logger.error(
+                "Publishing %r to %s failed: %s; event data: %s",
+                type,
+                channel or "all clients",
+                exc,
+                data,
+            )
+
+    transaction.on_commit(send)
