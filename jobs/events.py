@@ -14,7 +14,9 @@ JOB_COMPLETED = "job_completed"
 JOB_REFUNDED = "job_refunded"
 
 
-def job_event(job: Job, *, created: bool, previous_status: str | None) -> tuple[str, dict[str, Any]] | None:
+def job_event(
+    job: Job, *, created: bool, previous_status: str | None
+) -> tuple[str, dict[str, Any]] | None:
     """The event a saved job announces, or None when the save changed no status."""
     if created:
         return JOB_CREATED, {
@@ -29,7 +31,11 @@ def job_event(job: Job, *, created: bool, previous_status: str | None) -> tuple[
     if job.status == previous_status:
         return None
     if job.status == JobStatus.ACCEPTED:
-        return JOB_ACCEPTED, {"job_id": job.pk, "worker_id": job.worker_id, "employer_id": job.employer_id}
+        return JOB_ACCEPTED, {
+            "job_id": job.pk,
+            "worker_id": job.worker_id,
+            "employer_id": job.employer_id,
+        }
     if job.status == JobStatus.COMPLETED:
         return JOB_COMPLETED, {
             "job_id": job.pk,

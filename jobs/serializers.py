@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from .models import Job, User, UserType
@@ -20,8 +21,8 @@ class RegisterSerializer(serializers.ModelSerializer):
         candidate = User(username=attrs.get("username"), email=attrs.get("email", ""))
         try:
             password_validation.validate_password(attrs["password"], user=candidate)
-        except Exception as exc:  # django.core.exceptions.ValidationError
-            raise serializers.ValidationError({"password": list(getattr(exc, "messages", [str(exc)]))})
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
         return attrs
 
     def create(self, validated_data: dict) -> User:

@@ -32,9 +32,7 @@ def job_transition(*, job: Job, to: str, **changes: object) -> Job:
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if to not in ALLOWED_TRANSITIONS[locked.status]:
-            raise JobTransitionError(
-                f"A job that is {locked.status} cannot become {to}."
-            )
+            raise JobTransitionError(f"A job that is {locked.status} cannot become {to}.")
         locked.status = to
         for field, value in changes.items():
             setattr(locked, field, value)

@@ -212,5 +212,7 @@ LOGGING = {
         "realtime": {"level": LOG_LEVEL},
         "jobs": {"level": LOG_LEVEL},
         "paychain": {"level": LOG_LEVEL},
+        # runserver's access log: once, in our format.
+        "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

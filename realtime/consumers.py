@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
@@ -38,6 +39,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # As dispatch: no per-socket database clean-up thread hop.
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer()
 
     async def connect(self) -> None:
         self.hub = await get_hub()

@@ -26,8 +26,9 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
@@ -249,7 +250,7 @@ class Hub:
 
 
 # One hub per event loop: daphne runs one loop per process; tests run one per test.
-_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 _latest: list[Hub] = []
 
 
@@ -268,7 +269,9 @@ async def get_hub() -> Hub:
 
 def current_hub() -> Hub | None:
     """The hub of this process' serving loop, if a socket has started one."""
-    return _latest[0] if _latest else None
+    if _latest and not _latest[0].loop.is_closed():
+        return _latest[0]
+    return None
 
 
 def connection_stats() -> dict[str, Any]:
@@ -276,4 +279,3 @@ def connection_stats() -> dict[str, Any]:
     if hub is None:
         return {"total": 0, "by_channel": {}}
     return hub.connection_stats()
-

@@ -19,7 +19,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -77,8 +77,8 @@ def is_valid_channel(name: object) -> bool:
 
 def timestamp(moment: datetime | None = None) -> str:
     """UTC, milliseconds, `Z`: 2025-11-01T12:00:00.000Z."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}Z"
     )
 
@@ -163,9 +163,7 @@ def parse_frame(text: str | None, bytes_data: bytes | None, *, max_bytes: int) -
     if kind is None:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A frame needs a 'type'.", field="type")
     if not isinstance(kind, str):
-        raise ProtocolError(
-            ErrorCode.INVALID_MESSAGE, "'type' must be a string.", field="type"
-        )
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'type' must be a string.", field="type")
     if kind not in ClientType.ALL:
         raise ProtocolError(
             ErrorCode.UNKNOWN_TYPE,

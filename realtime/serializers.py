@@ -7,14 +7,16 @@ from .protocol import CHANNEL_NAME_RE, MESSAGE_TYPE_RE
 
 class BroadcastSerializer(serializers.Serializer):
     type = serializers.RegexField(
-        MESSAGE_TYPE_RE.pattern + r"\Z",
+        r"^" + MESSAGE_TYPE_RE.pattern + r"\Z",
         max_length=64,
+        trim_whitespace=False,
         error_messages={"invalid": "1 to 64 letters, digits, '_', '.' or '-'."},
     )
     data = serializers.JSONField(required=False)
     channel = serializers.RegexField(
-        CHANNEL_NAME_RE.pattern + r"\Z",
+        r"^" + CHANNEL_NAME_RE.pattern + r"\Z",
         max_length=80,
+        trim_whitespace=False,
         required=False,
         allow_null=True,
         error_messages={"invalid": "1 to 80 letters, digits, '_', '-' or '.'."},

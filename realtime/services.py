@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from . import protocol
 from .conf import realtime_settings
@@ -44,9 +44,7 @@ async def apublish(
     client when `channel` is None. Raises PublishError when the channel layer
     fails or does not answer within REALTIME["LAYER_TIMEOUT"] seconds."""
     message_id = protocol.new_message_id()
-    frame = protocol.encode(
-        protocol.envelope(type, data or {}, channel=channel, id=message_id)
-    )
+    frame = protocol.encode(protocol.envelope(type, data or {}, channel=channel, id=message_id))
     layer = get_channel_layer()
     if layer is None:
         raise PublishError("No channel layer is configured.")
@@ -56,7 +54,7 @@ async def apublish(
             layer.group_send(group, {"type": PUBLICATION, "channel": channel, "frame": frame}),
             timeout=realtime_settings.LAYER_TIMEOUT,
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise PublishError(
             f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
         ) from None

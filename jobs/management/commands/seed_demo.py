@@ -23,8 +23,8 @@ DEMO_JOBS = [
 
 class Command(BaseCommand):
     help = (
-        "Create demo users (password %s) and a few open jobs, once. "
-        "For local development only." % DEMO_PASSWORD
+        f"Create demo users (password {DEMO_PASSWORD}) and a few open jobs, once. "
+        "For local development only."
     )
 
     @transaction.atomic
@@ -50,6 +50,6 @@ class Command(BaseCommand):
                 expires_at=timezone.now() + timedelta(days=7),
             )
         self.stdout.write(
-            f"Demo users alice, carol (employers), bob, dave (workers), password {DEMO_PASSWORD!r}; "
-            f"{len(DEMO_JOBS)} open jobs."
+            "Demo users alice, carol (employers), bob, dave (workers), "
+            f"password {DEMO_PASSWORD!r}; {len(DEMO_JOBS)} open jobs."
         )

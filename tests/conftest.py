@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from realtime.conf import realtime_settings
+
+from .live import LiveServer, RedisServer, base_env, migrated_database
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_in_memory_layer(settings) -> Iterator[None]:
+    """Each test starts with an empty channel layer and default REALTIME settings."""
+    settings.REALTIME = {**settings.REALTIME, "BROADCAST_API_KEYS": []}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    realtime_settings.reload()
+    yield
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        async_to_sync(layer.flush)()
+    realtime_settings.reload()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis of the live tests: PAYCHAIN_TEST_REDIS_URL (set by bin/test
+    from REDIS_URL), or 127.0.0.1:6379. With CI=true a missing Redis fails the
+    run instead of skipping."""
+    url = (
+        os.environ.get("PAYCHAIN_TEST_REDIS_URL")
+        or os.environ.get("REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
+    try:
+        redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and Redis at {url} does not answer: {exc}")
+        pytest.skip(f"Redis at {url} does not answer: {exc}")
+    return url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop and restart."""
+    server = RedisServer().start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.resume()
+    server.stop()
+
+
+@pytest.fixture
+def daphne_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., LiveServer]]:
+    """Start daphne processes on free ports. Servers of one test share one
+    SQLite file and one channel-layer prefix (their own Redis namespace)."""
+    servers: list[LiveServer] = []
+    database = migrated_database(tmp_path)
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+
+    def start(*, command: list[str] | None = None, **env: str) -> LiveServer:
+        environment = base_env(
+            DATABASE_URL=f"sqlite:///{database}",
+            REDIS_URL=redis_url,
+            CHANNEL_LAYER_PREFIX=prefix,
+            DJANGO_DEBUG="true",
+        )
+        environment.update(env)
+        server = LiveServer(env=environment, command=command)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def daphne_server(daphne_factory: Callable[..., LiveServer]) -> LiveServer:
+    return daphne_factory()
+
+
+def _raise_open_file_limit() -> None:
+    """Thousands of sockets need thousands of descriptors, here and in the
+    servers the tests start (they inherit the limit)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+_raise_open_file_limit()

@@ -1,0 +1,197 @@
+"""Real processes for the tests about sockets and delivery: daphne servers
+on free ports, and Redis servers of the tests' own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL", "BROADCAST_API_KEYS"))
+    }
+    env.update({"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})
+    env.update(overrides)
+    return env
+
+
+def migrated_database(directory: Path) -> Path:
+    """A migrated SQLite file, copied from one made once per test session."""
+    template = Path(tempfile.gettempdir()) / f"paychain-test-template-{os.getpid()}.sqlite3"
+    if not template.exists():
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=base_env(DATABASE_URL=f"sqlite:///{template}"),
+            check=True,
+        )
+    target = directory / f"db-{uuid.uuid4().hex[:8]}.sqlite3"
+    shutil.copy(template, target)
+    return target
+
+
+@dataclass
+class LiveServer:
+    """One daphne (or runserver) process serving paychain.asgi."""
+
+    env: dict[str, str]
+    command: list[str] | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 30) -> LiveServer:
+        command = self.command or [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "paychain.asgi:application",
+        ]
+        command = [part.replace("{port}", str(self.port)) for part in command]
+        handle, name = tempfile.mkstemp(prefix="paychain-live-", suffix=".log")
+        self.log_path = Path(name)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
+        )
+        os.close(handle)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Server exited early:\n{self.log()}")
+            try:
+                return httpx.get(self.url + "/stats", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout, interval=0.1, what=f"server on port {self.port}")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """Die without cleaning up, as a crashed process does."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, on a free port, that the test may
+    stop, restart, pause and resume."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.answers, 10, what=f"redis-server on {self.port}")
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)

@@ -1,0 +1,148 @@
+"""POST /broadcast, GET /health and GET /stats through DRF's test client."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from rest_framework.test import APIClient
+
+from .live import free_port
+
+KEY = "service-key-one"
+
+
+@pytest.fixture(autouse=True)
+def _debug_on(settings):
+    """The default development run: DEBUG on, no broadcast keys."""
+    settings.DEBUG = True
+
+
+@pytest.fixture
+def client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def keys(settings):
+    settings.REALTIME = {**settings.REALTIME, "BROADCAST_API_KEYS": [KEY, "service-key-two"]}
+
+
+def test_broadcast_accepts_the_seed_body_and_answers_202_with_an_id(client):
+    response = client.post(
+        "/broadcast",
+        {"type": "test_message", "data": {"message": "Hello WebSocket!"}, "channel": "jobs"},
+        format="json",
+    )
+    assert response.status_code == 202
+    assert response.json()["id"]
+    assert response.json()["channel"] == "jobs"
+
+
+@pytest.mark.parametrize("path", ["/broadcast", "/broadcast/"])
+def test_broadcast_answers_with_and_without_trailing_slash(client, path):
+    response = client.post(path, {"type": "x"}, format="json")
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "type"),
+        ({"type": ""}, "type"),
+        ({"type": "x" * 65}, "type"),
+        ({"type": "has space"}, "type"),
+        ({"type": "x", "data": None}, "data"),
+        ({"type": "x", "data": [1, 2]}, "data"),
+        ({"type": "x", "data": "text"}, "data"),
+        ({"type": "x", "channel": "bad channel"}, "channel"),
+        ({"type": "x", "channel": "c" * 81}, "channel"),
+    ],
+)
+def test_invalid_broadcast_bodies_get_400_with_per_field_messages(client, body, field):
+    response = client.post("/broadcast", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_broadcast_without_data_sends_an_empty_object(client):
+    assert client.post("/broadcast", {"type": "x"}, format="json").status_code == 202
+
+
+def test_broadcast_needs_a_key_when_keys_are_configured(client, keys):
+    response = client.post("/broadcast", {"type": "x"}, format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_broadcast_with_a_wrong_key_is_forbidden(client, keys):
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION="Api-Key wrong"
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("key", [KEY, "service-key-two"])
+def test_broadcast_with_any_configured_key_is_accepted(client, keys, key):
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=f"Api-Key {key}"
+    )
+    assert response.status_code == 202
+
+
+def test_broadcast_without_keys_and_debug_off_is_503_saying_what_to_set(client, settings):
+    settings.DEBUG = False
+    response = client.post("/broadcast", {"type": "x"}, format="json")
+    assert response.status_code == 503
+    assert "BROADCAST_API_KEYS" in response.json()["detail"]
+
+
+def test_broadcast_keys_never_reach_the_logs(client, keys, caplog):
+    caplog.set_level(logging.DEBUG)
+    for header in (f"Api-Key {KEY}", "Api-Key not-the-key", f"Api-Key {KEY} extra", KEY):
+        client.post("/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=header)
+    assert KEY not in caplog.text
+    assert "not-the-key" not in caplog.text
+
+
+def test_broadcast_is_503_when_the_channel_layer_is_unreachable(client, settings):
+    port = free_port()  # nothing listens there
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{port}/0"}]},
+        }
+    }
+    response = client.post("/broadcast", {"type": "x"}, format="json")
+    assert response.status_code == 503
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/"])
+def test_health_reports_the_seed_document(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "healthy",
+        "service": "websocket-server",
+        "connections": {"total": 0, "by_channel": {}},
+    }
+
+
+def test_health_is_503_unhealthy_when_redis_does_not_answer(client, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unhealthy"
+    assert "Redis" in response.json()["reason"]
+
+
+@pytest.mark.parametrize("path", ["/stats", "/stats/"])
+def test_stats_reports_connections_and_message_counters(client, path):
+    client.post("/broadcast", {"type": "x"}, format="json")
+    response = client.get(path)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["connections"] == {"total": 0, "by_channel": {}}
+    assert body["messages"]["published"] >= 1
+    assert set(body["messages"]) >= {"published", "delivered", "received", "errors_sent"}
