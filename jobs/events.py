@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from realtime.permissions import personal_channel
+
 from .models import Job, JobStatus
 
 JOBS_CHANNEL = "jobs"
@@ -12,6 +14,17 @@ JOB_CREATED = "job_created"
 JOB_ACCEPTED = "job_accepted"
 JOB_COMPLETED = "job_completed"
 JOB_REFUNDED = "job_refunded"
+
+
+def job_event_channels(event_type: str, job: Job) -> list[str]:
+    """Where an event goes: `jobs`, and the personal channels of those it
+    concerns."""
+    people: list[int | None] = []
+    if event_type in (JOB_ACCEPTED, JOB_REFUNDED):
+        people = [job.employer_id]
+    elif event_type == JOB_COMPLETED:
+        people = [job.employer_id, job.worker_id]
+    return [JOBS_CHANNEL, *(personal_channel(pk) for pk in people if pk is not None)]
 
 
 def job_event(

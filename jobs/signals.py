@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from realtime.services import publish_on_commit
 
-from .events import JOBS_CHANNEL, job_event
+from .events import job_event, job_event_channels
 from .models import Job
 
 
@@ -28,4 +28,6 @@ def announce_job_change(sender: type[Job], instance: Job, created: bool, **kwarg
     instance._saved_status = instance.status  # type: ignore[attr-defined]
     if event is not None:
         event_type, data = event
-        publish_on_commit(type=event_type, data=data, channel=JOBS_CHANNEL)
+        publish_on_commit(
+            type=event_type, data=data, channels=job_event_channels(event_type, instance)
+        )

@@ -194,6 +194,8 @@ else:
 REALTIME = {
     "BROADCAST_API_KEYS": env_list("BROADCAST_API_KEYS"),
     "REDIS_PREFIX": CHANNEL_LAYER_PREFIX,
+    "PUBLIC_CHANNELS": ["jobs", "announcements", *env_list("REALTIME_PUBLIC_CHANNELS")],
+    "ALLOW_ANONYMOUS": env_bool("REALTIME_ALLOW_ANONYMOUS", True),
 }
 
 # --- Logging ----------------------------------------------------------------------

@@ -77,16 +77,25 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 class CanBroadcast(BasePermission):
-    """A service key when keys are configured; anyone while DEBUG is on and
-    none are; nobody (503, saying what to configure) otherwise."""
+    """A service key, or a staff user's JWT. Without either: anyone while no
+    keys are configured and DEBUG is on; nobody (503, saying what to
+    configure) when DEBUG is off."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if isinstance(user, ServiceClient):
+            return True
+        if user is not None and user.is_authenticated:
+            if user.is_staff:
+                return True
+            raise exceptions.PermissionDenied(
+                "Only services (Api-Key) and staff users may broadcast."
+            )
         if not realtime_settings.BROADCAST_API_KEYS:
             if settings.DEBUG:
                 return True
             raise BroadcastNotConfigured()
-        if isinstance(request.user, ServiceClient):
-            return True
         raise exceptions.NotAuthenticated(
-            "Send 'Authorization: Api-Key <key>' with a key from BROADCAST_API_KEYS."
+            "Send 'Authorization: Api-Key <key>' with a key from BROADCAST_API_KEYS, "
+            "or a staff user's 'Authorization: Bearer <access token>'."
         )

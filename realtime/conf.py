@@ -25,6 +25,22 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_TIMEOUT": 3.0,
     # Prefix of every Redis key and pub/sub channel this project uses.
     "REDIS_PREFIX": "paychain",
+    # Channels anyone may subscribe to, anonymous sockets included.
+    "PUBLIC_CHANNELS": ["jobs", "announcements"],
+    # Dotted path of a project rule `rule(user, channel) -> True | False | None`
+    # consulted before the built-in channel permissions (realtime.permissions).
+    "CHANNEL_RULE": None,
+    # Sockets without a token (or session) are allowed.
+    "ALLOW_ANONYMOUS": True,
+    # More than RATE_LIMIT_FRAMES client frames in any RATE_LIMIT_SECONDS:
+    # close 4008.
+    "RATE_LIMIT_FRAMES": 100,
+    "RATE_LIMIT_SECONDS": 10.0,
+    # Subscriptions per socket, its personal channel not counted.
+    "MAX_SUBSCRIPTIONS": 100,
+    # Open sockets per user, across every process sharing Redis; the newest
+    # beyond it is closed with 4029.
+    "MAX_SOCKETS_PER_USER": 20,
 }
 
 

@@ -1,15 +1,20 @@
 """
 The `/ws` consumer: translates frames into calls, and nothing more.
 
-Parsing and the message shapes live in `realtime.protocol`; channel membership
-and fan-out in `realtime.fanout`. A bad frame is answered with a typed `error`
-and never closes a healthy connection (an oversized frame is the one
-exception: error, then close 4013).
+Parsing and the message shapes live in `realtime.protocol`; who may join a
+channel in `realtime.permissions`; channel membership and fan-out in
+`realtime.fanout`. A bad frame is answered with a typed `error` and never
+closes a healthy connection; the documented exceptions (oversized frame,
+flooding, bad or expired token, too many sockets) send an `error` carrying
+the reason and then close with their code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import deque
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -17,9 +22,11 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
+from .auth import SocketAuthError, aauthenticate_token
 from .conf import realtime_settings
 from .fanout import Hub, JoinError, LocalSocket, counters, get_hub
-from .protocol import ClientFrame, ClientType, ErrorCode, ProtocolError, ServerType
+from .permissions import acan_subscribe, personal_channel
+from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
 
 logger = logging.getLogger(__name__)
 
@@ -31,45 +38,145 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     hub: Hub
     socket: LocalSocket | None = None
+    user: Any = None
+    closing = False
+    _frames: deque[float] | None = None
+    _expiry: asyncio.TimerHandle | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale DB connections through a thread on
-        # every message; this consumer touches no database per frame.
+        # every message; this consumer uses the database only through
+        # database_sync_to_async, which does that itself.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        # As dispatch: no per-socket database clean-up thread hop.
-        await self.disconnect(message.get("code", 1000))
+        await self.disconnect(message.get("code", CloseCode.NORMAL))
         raise StopConsumer()
+
+    # --- life cycle -----------------------------------------------------------------
 
     async def connect(self) -> None:
         self.hub = await get_hub()
         await self.accept()
-        self.socket = self.hub.attach(self.base_send)
-        await self.send_message(
-            protocol.envelope(ServerType.CONNECTED, {"connection_id": self.socket.id})
+        if self.scope.get("auth_error"):
+            await self.refuse(ErrorCode.UNAUTHORIZED, "Unauthorized", CloseCode.UNAUTHORIZED)
+            return
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            user = None
+            if not realtime_settings.ALLOW_ANONYMOUS:
+                await self.refuse(
+                    ErrorCode.UNAUTHORIZED,
+                    "Unauthorized: connect with ?token=<access token>",
+                    CloseCode.UNAUTHORIZED,
+                )
+                return
+        # Held: nothing published reaches the socket before `connected`.
+        self.socket = self.hub.attach(self.base_send, held=True)
+        if user is not None and not await self.sign_in(user):
+            return
+        self.expire_at(self.scope.get("token_expires_at"))
+        data: dict[str, Any] = {"connection_id": self.socket.id}
+        if self.user is not None:
+            data.update(user_id=self.user.pk, user_type=self.user.user_type)
+        await self.send_message(protocol.envelope(ServerType.CONNECTED, data))
+        await self.socket.release()
+        logger.info(
+            "Client %s connected%s",
+            self.socket.id,
+            f" (user {self.user.pk})" if self.user is not None else "",
         )
-        logger.info("Client %s connected", self.socket.id)
 
     async def disconnect(self, code: int) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.socket is not None:
             self.hub.detach(self.socket)
             logger.info("Client %s disconnected (code %s)", self.socket.id, code)
 
+    async def sign_in(self, user: Any) -> bool:
+        """Make the socket this user's: count it against their limit of open
+        sockets and subscribe it to their personal channel."""
+        assert self.socket is not None
+        if not await self.hub.claim_user_slot(
+            self.socket, user.pk, realtime_settings.MAX_SOCKETS_PER_USER
+        ):
+            await self.refuse(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                "Too many connections",
+                CloseCode.TOO_MANY_CONNECTIONS,
+            )
+            return False
+        self.user = user
+        try:
+            await self.hub.subscribe(self.socket, personal_channel(user.pk))
+        except JoinError as exc:
+            await self.refuse(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"Could not join the personal channel: {exc}",
+                CloseCode.SERVICE_UNAVAILABLE,
+            )
+            return False
+        return True
+
+    def expire_at(self, expires_at: float | None) -> None:
+        """Close the socket with 4001 when its token expires."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(
+                delay, lambda: asyncio.ensure_future(self.token_expired())
+            )
+
+    async def token_expired(self) -> None:
+        await self.refuse(ErrorCode.TOKEN_EXPIRED, "Token expired", CloseCode.UNAUTHORIZED)
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        """Send the reason as an `error`, then close with `close_code`."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.socket is not None:
+            self.hub.detach(self.socket)
+        await self.send_error(ProtocolError(code, message))
+        await self.close(close_code)
+        logger.info("Closing client socket with %s: %s", close_code, message)
+
+    # --- frames -----------------------------------------------------------------------
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing or self.socket is None:
+            return
         counters.received += 1
+        if self.flooding():
+            await self.refuse(ErrorCode.RATE_LIMITED, "Rate limit exceeded", CloseCode.RATE_LIMITED)
+            return
         try:
             frame = protocol.parse_frame(
                 text_data, bytes_data, max_bytes=realtime_settings.MAX_FRAME_BYTES
             )
             await self.handlers[frame.type](self, frame)
         except ProtocolError as exc:
-            await self.send_error(exc)
             if exc.close_code is not None:
-                await self.close(exc.close_code)
+                await self.refuse(exc.code, exc.message, exc.close_code)
+            else:
+                await self.send_error(exc)
+
+    def flooding(self) -> bool:
+        """More than RATE_LIMIT_FRAMES frames within RATE_LIMIT_SECONDS?"""
+        now = time.monotonic()
+        if self._frames is None:
+            self._frames = deque(maxlen=realtime_settings.RATE_LIMIT_FRAMES)
+        frames = self._frames
+        if len(frames) == frames.maxlen and now - frames[0] < realtime_settings.RATE_LIMIT_SECONDS:
+            return True
+        frames.append(now)
+        return False
 
     async def send_message(self, message: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(message))
@@ -78,23 +185,41 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         counters.errors_sent += 1
         await self.send_message(exc.as_message())
 
-    # --- client frames ---------------------------------------------------------
+    # --- client frames -------------------------------------------------------------------
 
     async def on_subscribe(self, frame: ClientFrame) -> None:
         assert self.socket is not None
-        subscribed: list[str] = []
+        wanted: list[str] = []
         for name in protocol.requested_channels(frame.body):
             if not protocol.is_valid_channel(name):
                 await self.send_error(protocol.invalid_channel(name))
-                continue
+            elif not await acan_subscribe(self.user, name):
+                await self.send_error(
+                    ProtocolError(
+                        ErrorCode.FORBIDDEN,
+                        "You may not subscribe to this channel.",
+                        channel=name,
+                    )
+                )
+            else:
+                wanted.append(name)
+        counted = self.socket.channels - self.own_channels()
+        new = [name for name in wanted if name not in self.socket.channels]
+        limit = realtime_settings.MAX_SUBSCRIPTIONS
+        if len(counted) + len(new) > limit:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"A connection may hold at most {limit} subscriptions; it holds {len(counted)}.",
+                limit=limit,
+            )
+        subscribed: list[str] = []
+        for name in wanted:
             try:
                 await self.hub.subscribe(self.socket, name)
             except JoinError as exc:
                 await self.send_error(
                     ProtocolError(
-                        ErrorCode.SERVICE_UNAVAILABLE,
-                        f"Could not subscribe: {exc}",
-                        channel=name,
+                        ErrorCode.SERVICE_UNAVAILABLE, f"Could not subscribe: {exc}", channel=name
                     )
                 )
                 continue
@@ -122,8 +247,42 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         await self.send_message(protocol.envelope(ServerType.PONG, data))
 
+    async def on_auth(self, frame: ClientFrame) -> None:
+        """A fresh access token: extends an authenticated socket's life, or
+        authenticates an anonymous one."""
+        raw = frame.body.get("token")
+        if not isinstance(raw, str) or not raw:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "'auth' needs a 'token' string.", field="token"
+            )
+        try:
+            identity = await aauthenticate_token(raw)
+        except SocketAuthError:
+            await self.refuse(ErrorCode.UNAUTHORIZED, "Unauthorized", CloseCode.UNAUTHORIZED)
+            return
+        if self.user is not None and identity.user.pk != self.user.pk:
+            await self.refuse(
+                ErrorCode.UNAUTHORIZED,
+                "Unauthorized: the token is another user's",
+                CloseCode.UNAUTHORIZED,
+            )
+            return
+        if self.user is None and not await self.sign_in(identity.user):
+            return
+        self.expire_at(identity.expires_at)
+        await self.send_message(
+            protocol.envelope(
+                ServerType.AUTHENTICATED,
+                {"user_id": self.user.pk, "user_type": self.user.user_type},
+            )
+        )
+
+    def own_channels(self) -> set[str]:
+        return {personal_channel(self.user.pk)} if self.user is not None else set()
+
     handlers = {
         ClientType.SUBSCRIBE: on_subscribe,
         ClientType.UNSUBSCRIBE: on_unsubscribe,
         ClientType.PING: on_ping,
+        ClientType.AUTH: on_auth,
     }

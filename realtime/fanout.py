@@ -33,6 +33,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .conf import realtime_settings
+from .registry import REFRESH_EVERY, make_registry
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,34 @@ counters = Counters()
 
 
 class LocalSocket:
-    """One open socket on this process, as the hub sees it."""
+    """One open socket on this process, as the hub sees it.
 
-    __slots__ = ("id", "send", "channels", "__weakref__")
+    A socket can be *held*: what is delivered to it meanwhile is kept, in
+    order, and written when it is released (used while the socket is being
+    set up, so that `connected` is always its first message)."""
 
-    def __init__(self, send: Send) -> None:
+    __slots__ = ("id", "send", "channels", "user_id", "_socket_send", "_held", "__weakref__")
+
+    def __init__(self, send: Send, *, held: bool = False) -> None:
         self.id = str(uuid.uuid4())
-        self.send = send
         self.channels: set[str] = set()
+        self.user_id: int | None = None
+        self._socket_send = send
+        self._held: list[dict[str, Any]] | None = [] if held else None
+        self.send: Send = self._hold if held else send
+
+    async def _hold(self, message: dict[str, Any]) -> None:
+        assert self._held is not None
+        self._held.append(message)
+
+    async def release(self) -> None:
+        """Write what was held, then let deliveries through directly."""
+        while self._held:
+            held, self._held = self._held, []
+            for message in held:
+                await self._socket_send(message)
+        self._held = None
+        self.send = self._socket_send
 
 
 class JoinError(Exception):
@@ -89,6 +110,7 @@ class Hub:
         self._started: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.registry = make_registry()
 
     # --- life cycle ---------------------------------------------------------
 
@@ -101,6 +123,7 @@ class Hub:
                 self.channel_name = await self.layer.new_channel("realtime.hub.")
                 await self._group_add(GROUP_ALL)
                 self._task = self.loop.create_task(self._receive_loop())
+                self._spawn(self._refresh_registry())
                 self._started.set_result(None)
             except BaseException as exc:
                 started, self._started = self._started, None
@@ -153,8 +176,8 @@ class Hub:
 
     # --- sockets and subscriptions ------------------------------------------------
 
-    def attach(self, send: Send) -> LocalSocket:
-        sock = LocalSocket(send)
+    def attach(self, send: Send, *, held: bool = False) -> LocalSocket:
+        sock = LocalSocket(send, held=held)
         self.sockets[sock.id] = sock
         return sock
 
@@ -162,6 +185,22 @@ class Hub:
         self.sockets.pop(sock.id, None)
         for channel in tuple(sock.channels):
             self._remove(sock, channel)
+        if sock.user_id is not None:
+            self._spawn(self.registry.release(sock.user_id, sock.id))
+
+    async def claim_user_slot(self, sock: LocalSocket, user_id: int, limit: int) -> bool:
+        """Count the socket against its user's limit of open sockets (across
+        processes with Redis); False when the user is at the limit."""
+        if not await self.registry.acquire(user_id, sock.id, limit):
+            return False
+        sock.user_id = user_id
+        return True
+
+    async def _refresh_registry(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            entries = [(s.user_id, s.id) for s in tuple(self.sockets.values()) if s.user_id]
+            await self.registry.refresh(entries)
 
     async def subscribe(self, sock: LocalSocket, channel: str) -> None:
         """Add the socket to a channel. Returns once this process is a member
@@ -217,20 +256,18 @@ class Hub:
                 return
             self._joined.discard(channel)
             try:
-                await asyncio.wait_for(
-                    self.layer.group_discard(group_for(channel), self.channel_name),
-                    timeout=realtime_settings.LAYER_TIMEOUT,
-                )
+                async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+                    await self.layer.group_discard(group_for(channel), self.channel_name)
             except Exception:
                 logger.warning("Leaving channel %s failed", channel, exc_info=True)
         if not self.channels.get(channel) and not self._lock(channel).locked():
             self._locks.pop(channel, None)
 
     async def _group_add(self, group: str) -> None:
-        await asyncio.wait_for(
-            self.layer.group_add(group, self.channel_name),
-            timeout=realtime_settings.LAYER_TIMEOUT,
-        )
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+        # the cancellation of a consumer whose join has just finished.
+        async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+            await self.layer.group_add(group, self.channel_name)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = self.loop.create_task(coro)  # type: ignore[arg-type]

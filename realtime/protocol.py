@@ -30,6 +30,7 @@ class ServerType:
     PONG = "pong"
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBED = "unsubscribed"
+    AUTHENTICATED = "authenticated"
     ERROR = "error"
 
 
@@ -39,8 +40,9 @@ class ClientType:
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
     PING = "ping"
+    AUTH = "auth"
 
-    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING})
+    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING, AUTH})
 
 
 class ErrorCode:
@@ -53,6 +55,12 @@ class ErrorCode:
     UNSUPPORTED_FRAME = "unsupported_frame"
     MESSAGE_TOO_BIG = "message_too_big"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    UNAUTHORIZED = "unauthorized"
+    TOKEN_EXPIRED = "token_expired"
+    FORBIDDEN = "forbidden"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
 class CloseCode:
@@ -61,7 +69,10 @@ class CloseCode:
     reason is always sent first as an `error` message (daphne sends no reason)."""
 
     NORMAL = 1000
+    UNAUTHORIZED = 4001
+    RATE_LIMITED = 4008
     MESSAGE_TOO_BIG = 4013
+    TOO_MANY_CONNECTIONS = 4029
     SERVICE_UNAVAILABLE = 4503
 
 

@@ -2,6 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .permissions import personal_channel
 from .protocol import CHANNEL_NAME_RE, MESSAGE_TYPE_RE
 
 
@@ -22,7 +23,23 @@ class BroadcastSerializer(serializers.Serializer):
         error_messages={"invalid": "1 to 80 letters, digits, '_', '-' or '.'."},
     )
 
+    user_id = serializers.IntegerField(required=False, min_value=1)
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=1000
+    )
+
     def validate_data(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
         return value
+
+    def validated_channels(self) -> list[str]:
+        """The channels the broadcast goes to: `channel`, then the personal
+        channel of each user; empty for every connected client."""
+        body = self.validated_data
+        channels = [body["channel"]] if body.get("channel") else []
+        user_ids = list(body.get("user_ids") or [])
+        if body.get("user_id") is not None:
+            user_ids.insert(0, body["user_id"])
+        channels.extend(personal_channel(user_id) for user_id in user_ids)
+        return list(dict.fromkeys(channels))

@@ -2,15 +2,16 @@
 The publishing service: the only way anything is sent to a channel.
 
 Views, signals, the admin and management commands all call `publish` (sync)
-or `apublish` (async). A publication is serialized here, once, and handed to
-the channel layer as a finished frame; each process' hub writes that frame
-to its local subscribers (see `realtime.fanout`).
+or `apublish` (async). A publication is serialized here, once per channel,
+and handed to the channel layer as a finished frame; each process' hub
+writes that frame to its local subscribers (see `realtime.fanout`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,27 +34,46 @@ class PublishError(Exception):
 class Publication:
     id: str
     type: str
-    channel: str | None
-    frame: str
+    channels: tuple[str, ...]  # empty: every connected client
+
+    @property
+    def channel(self) -> str | None:
+        return self.channels[0] if len(self.channels) == 1 else None
+
+
+def _targets(channel: str | None, channels: Sequence[str] | None) -> list[str]:
+    targets = list(channels or ())
+    if channel is not None:
+        targets.insert(0, channel)
+    return list(dict.fromkeys(targets))
 
 
 async def apublish(
-    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+    *,
+    type: str,
+    data: dict[str, Any] | None = None,
+    channel: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Publication:
-    """Send one message to a channel's subscribers, or to every connected
-    client when `channel` is None. Raises PublishError when the channel layer
-    fails or does not answer within REALTIME["LAYER_TIMEOUT"] seconds."""
+    """Send one message to the subscribers of `channel` and/or `channels`, or
+    to every connected client when neither is given. Every copy carries the
+    same `id` and its own `channel`. Raises PublishError when the channel
+    layer fails or does not answer within REALTIME["LAYER_TIMEOUT"] seconds."""
+    targets = _targets(channel, channels)
     message_id = protocol.new_message_id()
-    frame = protocol.encode(protocol.envelope(type, data or {}, channel=channel, id=message_id))
     layer = get_channel_layer()
     if layer is None:
         raise PublishError("No channel layer is configured.")
-    group = GROUP_ALL if channel is None else group_for(channel)
     try:
-        await asyncio.wait_for(
-            layer.group_send(group, {"type": PUBLICATION, "channel": channel, "frame": frame}),
-            timeout=realtime_settings.LAYER_TIMEOUT,
-        )
+        async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+            for target in targets or [None]:
+                frame = protocol.encode(
+                    protocol.envelope(type, data or {}, channel=target, id=message_id)
+                )
+                group = GROUP_ALL if target is None else group_for(target)
+                await layer.group_send(
+                    group, {"type": PUBLICATION, "channel": target, "frame": frame}
+                )
     except TimeoutError:
         raise PublishError(
             f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
@@ -64,21 +84,29 @@ async def apublish(
     logger.info(
         "Broadcasted %r to %s (id %s)",
         type,
-        f"channel {channel}" if channel else "all clients",
+        ", ".join(f"channel {t}" for t in targets) if targets else "all clients",
         message_id,
     )
-    return Publication(id=message_id, type=type, channel=channel, frame=frame)
+    return Publication(id=message_id, type=type, channels=tuple(targets))
 
 
 def publish(
-    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+    *,
+    type: str,
+    data: dict[str, Any] | None = None,
+    channel: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Publication:
     """Synchronous `apublish`, for views, signals and commands."""
-    return async_to_sync(apublish)(type=type, data=data, channel=channel)
+    return async_to_sync(apublish)(type=type, data=data, channel=channel, channels=channels)
 
 
 def publish_on_commit(
-    *, type: str, data: dict[str, Any] | None = None, channel: str | None = None
+    *,
+    type: str,
+    data: dict[str, Any] | None = None,
+    channel: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> None:
     """Publish once the current transaction commits (at once outside one);
     never for a rolled-back change. A failed publish never fails the request
@@ -86,12 +114,12 @@ def publish_on_commit(
 
     def send() -> None:
         try:
-            publish(type=type, data=data, channel=channel)
+            publish(type=type, data=data, channel=channel, channels=channels)
         except PublishError as exc:
             logger.error(
                 "Publishing %r to %s failed: %s; event data: %s",
                 type,
-                channel or "all clients",
+                ", ".join(_targets(channel, channels)) or "all clients",
                 exc,
                 data,
             )

@@ -9,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from . import health
 from .authentication import ApiKeyAuthentication, CanBroadcast
@@ -19,20 +20,20 @@ logger = logging.getLogger(__name__)
 
 
 class BroadcastApi(APIView):
-    """POST /broadcast: {"type", "data"?, "channel"?} to a channel's
-    subscribers, or to every connected client."""
+    """POST /broadcast: {"type", "data"?, "channel"?, "user_id"?, "user_ids"?}
+    to a channel's subscribers and/or users' personal channels, or to every
+    connected client."""
 
-    authentication_classes = [ApiKeyAuthentication]
+    authentication_classes = [ApiKeyAuthentication, JWTAuthentication]
     permission_classes = [CanBroadcast]
 
     def post(self, request: Request) -> Response:
         serializer = BroadcastSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         body: dict[str, Any] = serializer.validated_data
+        channels = serializer.validated_channels()
         try:
-            publication = publish(
-                type=body["type"], data=body.get("data") or {}, channel=body.get("channel")
-            )
+            publication = publish(type=body["type"], data=body.get("data") or {}, channels=channels)
         except PublishError as exc:
             logger.error("Broadcast %r failed: %s", body["type"], exc)
             return Response(
@@ -40,7 +41,12 @@ class BroadcastApi(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response(
-            {"id": publication.id, "type": publication.type, "channel": publication.channel},
+            {
+                "id": publication.id,
+                "type": publication.type,
+                "channel": publication.channel,
+                "channels": list(publication.channels),
+            },
             status=status.HTTP_202_ACCEPTED,
         )
 

@@ -58,10 +58,10 @@ async def test_path_with_trailing_slash_connects_too():
 
 async def test_subscribe_answers_with_the_channels_subscribed():
     communicator, _ = await open_socket()
-    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs", "payments"]})
+    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs", "announcements"]})
     reply = await communicator.receive_json_from()
     assert reply["type"] == "subscribed"
-    assert reply["data"] == {"channels": ["jobs", "payments"]}
+    assert reply["data"] == {"channels": ["jobs", "announcements"]}
     assert TIMESTAMP.fullmatch(reply["timestamp"])
     await communicator.disconnect()
 
@@ -88,7 +88,7 @@ async def test_subscribe_or_unsubscribe_without_channels_is_invalid_message(kind
 async def test_bad_channel_name_is_named_and_the_good_ones_still_subscribe():
     communicator, _ = await open_socket()
     await communicator.send_json_to(
-        {"type": "subscribe", "channels": ["jobs", "no spaces!", "x" * 81, "payments"]}
+        {"type": "subscribe", "channels": ["jobs", "no spaces!", "x" * 81, "announcements"]}
     )
     first = await communicator.receive_json_from()
     second = await communicator.receive_json_from()
@@ -96,12 +96,12 @@ async def test_bad_channel_name_is_named_and_the_good_ones_still_subscribe():
     assert first["data"]["code"] == ErrorCode.INVALID_CHANNEL
     assert first["data"]["channel"] == "no spaces!"
     assert second["data"]["code"] == ErrorCode.INVALID_CHANNEL
-    assert reply == {**reply, "type": "subscribed", "data": {"channels": ["jobs", "payments"]}}
+    assert reply == {**reply, "type": "subscribed", "data": {"channels": ["jobs", "announcements"]}}
     await communicator.disconnect()
 
 
 async def test_unsubscribe_answers_with_the_channels_it_removed():
-    communicator = await subscribed_socket("jobs", "payments")
+    communicator = await subscribed_socket("jobs", "announcements")
     await communicator.send_json_to({"type": "unsubscribe", "channels": ["jobs", "never"]})
     reply = await communicator.receive_json_from()
     assert reply["type"] == "unsubscribed"
@@ -171,7 +171,7 @@ async def test_frame_size_limit_counts_utf8_bytes(settings):
 
 async def test_publication_reaches_channel_subscribers_only():
     on_jobs = await subscribed_socket("jobs")
-    on_payments = await subscribed_socket("payments")
+    on_announcements = await subscribed_socket("announcements")
     publication = await apublish(type="job_created", data={"job_id": 1}, channel="jobs")
     message = await on_jobs.receive_json_from()
     assert message["type"] == "job_created"
@@ -179,9 +179,9 @@ async def test_publication_reaches_channel_subscribers_only():
     assert message["channel"] == "jobs"
     assert message["id"] == publication.id
     assert TIMESTAMP.fullmatch(message["timestamp"])
-    assert await on_payments.receive_nothing()
+    assert await on_announcements.receive_nothing()
     await on_jobs.disconnect()
-    await on_payments.disconnect()
+    await on_announcements.disconnect()
 
 
 async def test_publication_without_channel_reaches_every_client():

@@ -99,9 +99,9 @@ async def test_health_counts_follow_connects_and_disconnects_within_a_second(dap
 
     sockets = [(await connect(daphne_server.ws_url))[0] for _ in range(3)]
     await subscribe(sockets[0], "jobs")
-    await subscribe(sockets[1], "jobs", "payments")
+    await subscribe(sockets[1], "jobs", "announcements")
     await asyncio.sleep(0)
-    assert counts() == {"total": 3, "by_channel": {"jobs": 2, "payments": 1}}
+    assert counts() == {"total": 3, "by_channel": {"jobs": 2, "announcements": 1}}
     await sockets[1].close()
     await asyncio.sleep(1)
     assert counts() == {"total": 2, "by_channel": {"jobs": 1}}
