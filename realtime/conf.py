@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Open sockets per user, across every process sharing Redis; the newest
     # beyond it is closed with 4029.
     "MAX_SOCKETS_PER_USER": 20,
+    # Thresholds of the cyclic garbage collector in server processes (see
+    # realtime.startup.tune_process); None leaves Python's defaults.
+    "GC_THRESHOLD": (50_000, 20, 20),
 }
 
 

@@ -24,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import protocol
 from .auth import SocketAuthError, aauthenticate_token
 from .conf import realtime_settings
-from .fanout import Hub, JoinError, LocalSocket, counters, get_hub
+from .fanout import SERVER_SEND, Hub, JoinError, LocalSocket, counters, get_hub
 from .permissions import acan_subscribe, personal_channel
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
 
@@ -75,7 +75,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
                 return
         # Held: nothing published reaches the socket before `connected`.
-        self.socket = self.hub.attach(self.base_send, held=True)
+        self.socket = self.hub.attach(self.scope.get(SERVER_SEND, self.base_send), held=True)
         if user is not None and not await self.sign_in(user):
             return
         self.expire_at(self.scope.get("token_expires_at"))

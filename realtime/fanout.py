@@ -45,6 +45,22 @@ GROUP_ALL = "realtime-all"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+# Scope key under which the server's own `send` is kept (see keep_server_send).
+SERVER_SEND = "realtime.server_send"
+
+
+def keep_server_send(application: Any) -> Any:
+    """Outermost wrapper of the socket stack: keeps the ASGI server's own
+    `send` in the scope. Middleware below (sessions, auth) wraps `send` to
+    watch for the accept; the hub writes publications through the server's
+    `send` directly, one call per socket instead of one per wrapper."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Send) -> Any:
+        return await application({**scope, SERVER_SEND: send}, receive, send)
+
+    return app
+
+
 def group_for(channel: str) -> str:
     """The Channels group of a realtime channel (names are already group-safe)."""
     return f"rt.{channel}"
