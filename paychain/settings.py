@@ -196,6 +196,11 @@ REALTIME = {
     "REDIS_PREFIX": CHANNEL_LAYER_PREFIX,
     "PUBLIC_CHANNELS": ["jobs", "announcements", *env_list("REALTIME_PUBLIC_CHANNELS")],
     "ALLOW_ANONYMOUS": env_bool("REALTIME_ALLOW_ANONYMOUS", True),
+    "MAX_FRAME_BYTES": env_int("REALTIME_MAX_FRAME_BYTES", 64 * 1024),
+    "RATE_LIMIT_FRAMES": env_int("REALTIME_RATE_LIMIT_FRAMES", 100),
+    "RATE_LIMIT_SECONDS": float(os.environ.get("REALTIME_RATE_LIMIT_SECONDS", "") or 10),
+    "MAX_SUBSCRIPTIONS": env_int("REALTIME_MAX_SUBSCRIPTIONS", 100),
+    "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 20),
 }
 
 # --- Logging ----------------------------------------------------------------------

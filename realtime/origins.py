@@ -25,6 +25,14 @@ def allowed_origin_patterns() -> list[str]:
 
 
 class BrowserOriginValidator(OriginValidator):
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    @property
+    def allowed_origins(self) -> list[str]:  # type: ignore[override]
+        # Read per handshake, so settings changes (and tests) take effect.
+        return allowed_origin_patterns()
+
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         if parsed_origin is None:
             return True
@@ -32,4 +40,4 @@ class BrowserOriginValidator(OriginValidator):
 
 
 def OriginCheck(application: Any) -> BrowserOriginValidator:  # noqa: N802 (Channels' naming)
-    return BrowserOriginValidator(application, allowed_origin_patterns())
+    return BrowserOriginValidator(application)

@@ -146,3 +146,68 @@ def test_stats_reports_connections_and_message_counters(client, path):
     assert body["connections"] == {"total": 0, "by_channel": {}}
     assert body["messages"]["published"] >= 1
     assert set(body["messages"]) >= {"published", "delivered", "received", "errors_sent"}
+
+
+@pytest.mark.django_db
+def test_broadcast_accepts_a_staff_users_jwt(client, keys):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from .factories import make_superuser
+
+    token = AccessToken.for_user(make_superuser())
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 202
+
+
+@pytest.mark.django_db
+def test_broadcast_refuses_a_non_staff_jwt_with_403(client, keys):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from .factories import make_employer
+
+    token = AccessToken.for_user(make_employer())
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 403
+
+
+def test_broadcast_refuses_an_invalid_jwt_with_401(client, keys):
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION="Bearer not.a.jwt"
+    )
+    assert response.status_code == 401
+
+
+def test_broadcast_to_users_goes_to_their_personal_channels(client):
+    response = client.post(
+        "/broadcast", {"type": "x", "user_ids": [3, 4], "user_id": 2}, format="json"
+    )
+    assert response.status_code == 202
+    assert response.json()["channels"] == ["user.2", "user.3", "user.4"]
+
+
+@pytest.mark.parametrize("body", [{"type": "x", "user_id": "me"}, {"type": "x", "user_ids": [0]}])
+def test_broadcast_user_ids_must_be_positive_integers(client, body):
+    assert client.post("/broadcast", body, format="json").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Api-Key {KEY}",
+        f"api-key {KEY}",
+        f"Api-Key  {KEY}  ",
+        f"Api-Key {KEY} trailing",
+        f"Api-Key wrong{KEY}",
+        KEY,
+        f"Bearer {KEY}",
+        f"Basic {KEY}",
+    ],
+)
+def test_keys_never_appear_in_logs_at_any_level_whatever_the_header(client, keys, caplog, header):
+    caplog.set_level(logging.DEBUG)
+    client.post("/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=header)
+    assert KEY not in caplog.text

@@ -1,0 +1,103 @@
+"""Random frames: each is answered with a typed error or a documented close,
+and other sockets keep being served."""
+
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from paychain.asgi import application
+from realtime.protocol import ClientType, CloseCode, ErrorCode, ServerType
+
+ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
+CLOSE_CODES = {
+    CloseCode.UNAUTHORIZED,
+    CloseCode.RATE_LIMITED,
+    CloseCode.MESSAGE_TOO_BIG,
+    CloseCode.TOO_MANY_CONNECTIONS,
+}
+REPLY_TYPES = {
+    ServerType.ERROR,
+    ServerType.PONG,
+    ServerType.SUBSCRIBED,
+    ServerType.UNSUBSCRIBED,
+    ServerType.AUTHENTICATED,
+}
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+client_types = st.sampled_from(sorted(ClientType.ALL) + ["", "PING", "connected", "error"])
+frames_of_known_types = st.fixed_dictionaries(
+    {"type": client_types},
+    optional={
+        "channels": json_values | st.lists(st.text(max_size=90), max_size=5),
+        "channel": json_values,
+        "data": json_values,
+        "token": json_values,
+    },
+).map(json.dumps)
+text_frames = st.one_of(
+    st.text(max_size=200),
+    json_values.map(json.dumps),
+    frames_of_known_types,
+    st.integers(min_value=1, max_value=80_000).map(lambda n: "[" * n),
+    st.integers(min_value=1, max_value=80_000).map(
+        lambda n: '{"type":"ping","data":{"x":"' + "y" * n + '"}}'
+    ),
+)
+frames = st.one_of(text_frames, st.binary(max_size=200))
+
+
+async def exchange(frame: str | bytes) -> None:
+    witness = WebsocketCommunicator(application, "/ws")
+    assert (await witness.connect())[0]
+    await witness.receive_json_from()
+    fuzzed = WebsocketCommunicator(application, "/ws")
+    assert (await fuzzed.connect())[0]
+    await fuzzed.receive_json_from()
+
+    key = "bytes" if isinstance(frame, bytes) else "text"
+    await fuzzed.send_input({"type": "websocket.receive", key: frame})
+    await fuzzed.send_json_to({"type": "ping", "data": {"witness": True}})
+    last_error = None
+    while True:
+        output = await fuzzed.receive_output(timeout=2)
+        if output["type"] == "websocket.close":
+            assert output["code"] in CLOSE_CODES, output
+            assert last_error is not None, "a close must follow an error carrying its reason"
+            break
+        message = json.loads(output["text"])
+        assert message["type"] in REPLY_TYPES, message
+        assert isinstance(message["data"], dict)
+        if message["type"] == ServerType.ERROR:
+            assert message["data"]["code"] in ERROR_CODES, message
+            last_error = message
+        if message["type"] == ServerType.PONG and message["data"] == {"witness": True}:
+            await fuzzed.disconnect()
+            break
+
+    await witness.send_json_to({"type": "ping"})
+    assert (await witness.receive_json_from())["type"] == ServerType.PONG
+    await witness.disconnect()
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frame=frames)
+def test_any_frame_gets_a_typed_answer_and_other_sockets_keep_working(frame):
+    async_to_sync(exchange)(frame)
