@@ -175,6 +175,9 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
+                # JSON on the wire: realtime.streams publishes to the groups
+                # from a Redis script, in this format.
+                "serializer_format": "json",
             },
         }
     }
@@ -201,6 +204,8 @@ REALTIME = {
     "RATE_LIMIT_SECONDS": float(os.environ.get("REALTIME_RATE_LIMIT_SECONDS", "") or 10),
     "MAX_SUBSCRIPTIONS": env_int("REALTIME_MAX_SUBSCRIPTIONS", 100),
     "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 20),
+    "HISTORY_SIZE": env_int("REALTIME_HISTORY_SIZE", 100),
+    "HISTORY_TTL": env_int("REALTIME_HISTORY_TTL", 600),
 }
 
 # --- Logging ----------------------------------------------------------------------

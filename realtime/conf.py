@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # Thresholds of the cyclic garbage collector in server processes (see
     # realtime.startup.tune_process); None leaves Python's defaults.
     "GC_THRESHOLD": (50_000, 20, 20),
+    # Publications kept per channel for recovery, and for how many seconds.
+    "HISTORY_SIZE": 100,
+    "HISTORY_TTL": 600,
 }
 
 

@@ -27,6 +27,7 @@ from .conf import realtime_settings
 from .fanout import SERVER_SEND, Hub, JoinError, LocalSocket, counters, get_hub
 from .permissions import acan_subscribe, personal_channel
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
+from .streams import Position, get_streams, parse_since
 
 logger = logging.getLogger(__name__)
 
@@ -188,11 +189,29 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- client frames -------------------------------------------------------------------
 
     async def on_subscribe(self, frame: ClientFrame) -> None:
+        """Subscribe, reporting each channel's position; with `since`, send
+        what the client missed first (or `recovered: false`)."""
         assert self.socket is not None
-        wanted: list[str] = []
+        since = frame.body.get("since", {})
+        if not isinstance(since, dict):
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                '\'since\' must map channels to {"offset": int, "epoch": str}.',
+                field="since",
+            )
+        wanted: list[tuple[str, Position | None]] = []
         for name in protocol.requested_channels(frame.body):
             if not protocol.is_valid_channel(name):
                 await self.send_error(protocol.invalid_channel(name))
+            elif name in since and parse_since(since[name]) is None:
+                await self.send_error(
+                    ProtocolError(
+                        ErrorCode.INVALID_MESSAGE,
+                        'A position is {"offset": int >= 0, "epoch": str}.',
+                        field="since",
+                        channel=name,
+                    )
+                )
             elif not await acan_subscribe(self.user, name):
                 await self.send_error(
                     ProtocolError(
@@ -202,9 +221,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     )
                 )
             else:
-                wanted.append(name)
+                wanted.append((name, parse_since(since.get(name))))
         counted = self.socket.channels - self.own_channels()
-        new = [name for name in wanted if name not in self.socket.channels]
+        new = {name for name, _ in wanted if name not in self.socket.channels}
         limit = realtime_settings.MAX_SUBSCRIPTIONS
         if len(counted) + len(new) > limit:
             raise ProtocolError(
@@ -212,22 +231,44 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 f"A connection may hold at most {limit} subscriptions; it holds {len(counted)}.",
                 limit=limit,
             )
-        subscribed: list[str] = []
-        for name in wanted:
+        positions: dict[str, dict[str, Any]] = {}
+        catch_up: list[tuple[str, int, list[tuple[int, str]]]] = []
+        streams = get_streams()
+        for name, position in wanted:
             try:
-                await self.hub.subscribe(self.socket, name)
-            except JoinError as exc:
+                # Held from before the join until the history is written: no
+                # publication is missed or written twice in between.
+                await self.hub.subscribe(self.socket, name, hold=True)
+                snapshot = await streams.snapshot(
+                    name, after=None if position is None else position.offset
+                )
+            except Exception as exc:
+                self.hub.unsubscribe(self.socket, name)
                 await self.send_error(
                     ProtocolError(
-                        ErrorCode.SERVICE_UNAVAILABLE, f"Could not subscribe: {exc}", channel=name
+                        ErrorCode.SERVICE_UNAVAILABLE,
+                        f"Could not subscribe: {exc or exc.__class__.__name__}",
+                        channel=name,
                     )
                 )
                 continue
-            subscribed.append(name)
-        if subscribed:
+            top = snapshot.position
+            positions[name] = {"offset": top.offset, "epoch": top.epoch}
+            if position is not None and snapshot.recovers(position):
+                positions[name]["recovered"] = True
+                catch_up.append((name, position.offset, snapshot.entries))
+            else:
+                if position is not None:
+                    positions[name]["recovered"] = False
+                catch_up.append((name, top.offset, []))
+        if positions:
             await self.send_message(
-                protocol.envelope(ServerType.SUBSCRIBED, {"channels": subscribed})
+                protocol.envelope(
+                    ServerType.SUBSCRIBED, {"channels": list(positions), "positions": positions}
+                )
             )
+        for name, after, replay in catch_up:
+            await self.hub.release(self.socket, name, after=after, replay=replay)
 
     async def on_unsubscribe(self, frame: ClientFrame) -> None:
         assert self.socket is not None

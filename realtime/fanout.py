@@ -86,12 +86,24 @@ class LocalSocket:
     order, and written when it is released (used while the socket is being
     set up, so that `connected` is always its first message)."""
 
-    __slots__ = ("id", "send", "channels", "user_id", "_socket_send", "_held", "__weakref__")
+    __slots__ = (
+        "id",
+        "send",
+        "channels",
+        "user_id",
+        "holds",
+        "_socket_send",
+        "_held",
+        "__weakref__",
+    )
 
     def __init__(self, send: Send, *, held: bool = False) -> None:
         self.id = str(uuid.uuid4())
         self.channels: set[str] = set()
         self.user_id: int | None = None
+        # Channels whose publications are kept back while the socket catches
+        # up on their history: channel -> [(offset, message)].
+        self.holds: dict[str, list[tuple[int | None, dict[str, Any]]]] | None = None
         self._socket_send = send
         self._held: list[dict[str, Any]] | None = [] if held else None
         self.send: Send = self._hold if held else send
@@ -163,14 +175,15 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if message.get("type") == PUBLICATION:
-                await self.deliver(message.get("channel"), message["frame"])
+                await self.deliver(message.get("channel"), message["frame"], message.get("offset"))
 
     # --- fan-out ----------------------------------------------------------------
 
-    async def deliver(self, channel: str | None, frame: str) -> int:
+    async def deliver(self, channel: str | None, frame: str, offset: int | None = None) -> int:
         """Write one serialized frame to every local socket on `channel` (all
         sockets when None). A socket that fails is logged and skipped: it never
-        stops delivery to the others."""
+        stops delivery to the others. A socket holding the channel (catching
+        up on its history) keeps the frame for later."""
         targets: Iterable[LocalSocket]
         if channel is None:
             targets = tuple(self.sockets.values())
@@ -183,6 +196,9 @@ class Hub:
         sent = 0
         for sock in targets:
             try:
+                if sock.holds is not None and channel in sock.holds:
+                    sock.holds[channel].append((offset, message))
+                    continue
                 await sock.send(message)
                 sent += 1
             except Exception:
@@ -218,12 +234,18 @@ class Hub:
             entries = [(s.user_id, s.id) for s in tuple(self.sockets.values()) if s.user_id]
             await self.registry.refresh(entries)
 
-    async def subscribe(self, sock: LocalSocket, channel: str) -> None:
+    async def subscribe(self, sock: LocalSocket, channel: str, *, hold: bool = False) -> None:
         """Add the socket to a channel. Returns once this process is a member
         of the channel's group, so anything published after the caller answers
-        `subscribed` reaches the socket. Raises JoinError when the layer fails."""
+        `subscribed` reaches the socket. With `hold`, the channel's
+        publications are kept back for the socket until `release`. Raises
+        JoinError when the layer fails."""
         if sock.id not in self.sockets:
             return
+        if hold:
+            if sock.holds is None:
+                sock.holds = {}
+            sock.holds.setdefault(channel, [])
         self.channels.setdefault(channel, set()).add(sock)
         sock.channels.add(channel)
         if channel in self._joined:
@@ -231,8 +253,40 @@ class Hub:
         try:
             await self._join(channel)
         except Exception as exc:
+            self._drop_hold(sock, channel)
             self._remove(sock, channel)
             raise JoinError(str(exc) or exc.__class__.__name__) from exc
+
+    async def release(
+        self,
+        sock: LocalSocket,
+        channel: str,
+        *,
+        after: int,
+        replay: Iterable[tuple[int, str]] = (),
+    ) -> None:
+        """End a hold: write `replay` (history, in offset order), then what
+        was kept back, skipping every offset already written or not after
+        `after`; then let the channel's publications through again."""
+        last = after
+        for offset, frame in replay:
+            if offset > last:
+                await sock.send({"type": "websocket.send", "text": frame})
+                last = offset
+        kept = sock.holds.get(channel) if sock.holds else None
+        while kept:
+            offset, message = kept.pop(0)
+            if offset is None or offset > last:
+                await sock.send(message)
+                last = offset if offset is not None else last
+        self._drop_hold(sock, channel)
+
+    @staticmethod
+    def _drop_hold(sock: LocalSocket, channel: str) -> None:
+        if sock.holds is not None:
+            sock.holds.pop(channel, None)
+            if not sock.holds:
+                sock.holds = None
 
     def unsubscribe(self, sock: LocalSocket, channel: str) -> bool:
         """Remove the socket from a channel; False when it was not subscribed."""
@@ -243,6 +297,7 @@ class Hub:
 
     def _remove(self, sock: LocalSocket, channel: str) -> None:
         sock.channels.discard(channel)
+        self._drop_hold(sock, channel)
         members = self.channels.get(channel)
         if members is None:
             return

@@ -68,9 +68,9 @@ class LocalRegistry:
 
 class RedisRegistry:
     def __init__(self, url: str, prefix: str) -> None:
-        self.redis = aioredis.Redis.from_url(
-            url, socket_timeout=3, socket_connect_timeout=3, health_check_interval=15
-        )
+        from .streams import redis_client
+
+        self.redis = redis_client(url)
         self.prefix = prefix
         self._acquire = self.redis.register_script(_ACQUIRE)
 

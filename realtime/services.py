@@ -21,7 +21,8 @@ from django.db import transaction
 
 from . import protocol
 from .conf import realtime_settings
-from .fanout import GROUP_ALL, PUBLICATION, counters, group_for
+from .fanout import GROUP_ALL, PUBLICATION, counters
+from .streams import get_streams
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +55,36 @@ async def apublish(
     data: dict[str, Any] | None = None,
     channel: str | None = None,
     channels: Sequence[str] | None = None,
+    message_id: str | None = None,
 ) -> Publication:
     """Send one message to the subscribers of `channel` and/or `channels`, or
     to every connected client when neither is given. Every copy carries the
-    same `id` and its own `channel`. Raises PublishError when the channel
-    layer fails or does not answer within REALTIME["LAYER_TIMEOUT"] seconds."""
+    same `id` and its own `channel`, `offset` and `epoch` (see
+    realtime.streams). With `message_id` given, publishing is idempotent: the
+    same id to the same channel within a day delivers nothing again.
+    Raises PublishError when the channel layer fails or does not answer
+    within REALTIME["LAYER_TIMEOUT"] seconds."""
     targets = _targets(channel, channels)
-    message_id = protocol.new_message_id()
+    idempotent = message_id is not None
+    message_id = message_id or protocol.new_message_id()
     layer = get_channel_layer()
     if layer is None:
         raise PublishError("No channel layer is configured.")
     try:
         async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
-            for target in targets or [None]:
-                frame = protocol.encode(
+            streams = get_streams()
+            if not targets:
+                if not idempotent or await streams.first_time(f"{message_id}:*"):
+                    frame = protocol.encode(protocol.envelope(type, data or {}, id=message_id))
+                    await layer.group_send(
+                        GROUP_ALL, {"type": PUBLICATION, "channel": None, "frame": frame}
+                    )
+            for target in targets:
+                prefix = protocol.encode(
                     protocol.envelope(type, data or {}, channel=target, id=message_id)
-                )
-                group = GROUP_ALL if target is None else group_for(target)
-                await layer.group_send(
-                    group, {"type": PUBLICATION, "channel": target, "frame": frame}
+                )[:-1]
+                await streams.publish(
+                    target, prefix, dedupe_key=f"{message_id}:{target}" if idempotent else None
                 )
     except TimeoutError:
         raise PublishError(
@@ -96,9 +108,12 @@ def publish(
     data: dict[str, Any] | None = None,
     channel: str | None = None,
     channels: Sequence[str] | None = None,
+    message_id: str | None = None,
 ) -> Publication:
     """Synchronous `apublish`, for views, signals and commands."""
-    return async_to_sync(apublish)(type=type, data=data, channel=channel, channels=channels)
+    return async_to_sync(apublish)(
+        type=type, data=data, channel=channel, channels=channels, message_id=message_id
+    )
 
 
 def publish_on_commit(

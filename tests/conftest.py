@@ -10,6 +10,7 @@ import redis
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from realtime import streams
 from realtime.conf import realtime_settings
 
 from .live import LiveServer, RedisServer, base_env, migrated_database
@@ -27,6 +28,7 @@ def _fresh_in_memory_layer(settings) -> Iterator[None]:
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         async_to_sync(layer.flush)()
+    streams._memory.clear()
     realtime_settings.reload()
 
 

@@ -61,7 +61,7 @@ async def test_subscribe_answers_with_the_channels_subscribed():
     await communicator.send_json_to({"type": "subscribe", "channels": ["jobs", "announcements"]})
     reply = await communicator.receive_json_from()
     assert reply["type"] == "subscribed"
-    assert reply["data"] == {"channels": ["jobs", "announcements"]}
+    assert reply["data"]["channels"] == ["jobs", "announcements"]
     assert TIMESTAMP.fullmatch(reply["timestamp"])
     await communicator.disconnect()
 
@@ -96,7 +96,8 @@ async def test_bad_channel_name_is_named_and_the_good_ones_still_subscribe():
     assert first["data"]["code"] == ErrorCode.INVALID_CHANNEL
     assert first["data"]["channel"] == "no spaces!"
     assert second["data"]["code"] == ErrorCode.INVALID_CHANNEL
-    assert reply == {**reply, "type": "subscribed", "data": {"channels": ["jobs", "announcements"]}}
+    assert reply["type"] == "subscribed"
+    assert reply["data"]["channels"] == ["jobs", "announcements"]
     await communicator.disconnect()
 
 
