@@ -1,7 +1,9 @@
 """Connect the Job model to the publishing service, and nothing more.
 
 Every saved job (API, admin, ORM, management command) passes here; its event
-is published only after the transaction commits.
+is written to the outbox in the same transaction, and the outbox relay
+publishes it once the transaction commits (never for a rolled-back change,
+and not lost while the channel layer is down): see realtime.outbox.
 """
 
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from django.db.models.signals import post_init, post_save
 from django.dispatch import receiver
 
-from realtime.services import publish_on_commit
+from realtime.outbox import outbox_enqueue
 
 from .events import job_event, job_event_channels
 from .models import Job
@@ -28,6 +30,9 @@ def announce_job_change(sender: type[Job], instance: Job, created: bool, **kwarg
     instance._saved_status = instance.status  # type: ignore[attr-defined]
     if event is not None:
         event_type, data = event
-        publish_on_commit(
-            type=event_type, data=data, channels=job_event_channels(event_type, instance)
+        outbox_enqueue(
+            type=event_type,
+            data=data,
+            channels=job_event_channels(event_type, instance),
+            key=f"job:{instance.pk}",
         )

@@ -18,16 +18,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
 from realtime.fanout import keep_server_send  # noqa: E402
 from realtime.origins import OriginCheck  # noqa: E402
+from realtime.outbox import with_relay  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.startup import announce_start, tune_process  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": keep_server_send(
-            OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))))
-        ),
-    }
+# with_relay: the first scope starts this process' outbox relay (daphne has no lifespan).
+application = with_relay(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": keep_server_send(
+                OriginCheck(
+                    AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+                )
+            ),
+        }
+    )
 )
 
 announce_start(logging.getLogger("paychain.asgi"))
