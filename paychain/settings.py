@@ -178,6 +178,11 @@ if REDIS_URL:
                 # JSON on the wire: realtime.streams publishes to the groups
                 # from a Redis script, in this format.
                 "serializer_format": "json",
+                # Group membership here is a live SUBSCRIBE held by each
+                # process, so it has no expiry: a socket open longer than this
+                # keeps receiving (tests/test_live_cluster.py). Read for
+                # compatibility with channels-redis' core layer settings.
+                "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400),
             },
         }
     }
@@ -206,6 +211,11 @@ REALTIME = {
     "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 20),
     "HISTORY_SIZE": env_int("REALTIME_HISTORY_SIZE", 100),
     "HISTORY_TTL": env_int("REALTIME_HISTORY_TTL", 600),
+    "RELAY_IN_PROCESS": env_bool("REALTIME_RELAY_IN_PROCESS", True),
+    "OUTBOX_MAX_ATTEMPTS": env_int("REALTIME_OUTBOX_MAX_ATTEMPTS", 5),
+    "OUTBOX_LEASE": float(os.environ.get("REALTIME_OUTBOX_LEASE", "") or 30),
+    "OUTBOX_RETRY_MAX": float(os.environ.get("REALTIME_OUTBOX_RETRY_MAX", "") or 5),
+    "OUTBOX_RETENTION": env_int("REALTIME_OUTBOX_RETENTION", 3600),
 }
 
 # --- Logging ----------------------------------------------------------------------

@@ -76,26 +76,44 @@ class ApiKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
-class CanBroadcast(BasePermission):
-    """A service key, or a staff user's JWT. Without either: anyone while no
-    keys are configured and DEBUG is on; nobody (503, saying what to
-    configure) when DEBUG is off."""
+NOT_AUTHENTICATED = (
+    "Send 'Authorization: Api-Key <key>' with a key from BROADCAST_API_KEYS, "
+    "or a staff user's 'Authorization: Bearer <access token>'."
+)
+
+
+class IsServiceOrStaff(BasePermission):
+    """A service key or a staff user's JWT; a non-staff user gets 403, no
+    credentials 401."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if self.identified(request):
+            return True
+        raise exceptions.NotAuthenticated(NOT_AUTHENTICATED)
+
+    @staticmethod
+    def identified(request: Request) -> bool:
+        """True for a service or a staff user, False for no credentials."""
         user = request.user
         if isinstance(user, ServiceClient):
             return True
         if user is not None and user.is_authenticated:
             if user.is_staff:
                 return True
-            raise exceptions.PermissionDenied(
-                "Only services (Api-Key) and staff users may broadcast."
-            )
+            raise exceptions.PermissionDenied("Only services (Api-Key) and staff users.")
+        return False
+
+
+class CanBroadcast(IsServiceOrStaff):
+    """As IsServiceOrStaff; without credentials: anyone while no keys are
+    configured and DEBUG is on, nobody (503, saying what to configure) when
+    DEBUG is off."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if self.identified(request):
+            return True
         if not realtime_settings.BROADCAST_API_KEYS:
             if settings.DEBUG:
                 return True
             raise BroadcastNotConfigured()
-        raise exceptions.NotAuthenticated(
-            "Send 'Authorization: Api-Key <key>' with a key from BROADCAST_API_KEYS, "
-            "or a staff user's 'Authorization: Bearer <access token>'."
-        )
+        raise exceptions.NotAuthenticated(NOT_AUTHENTICATED)

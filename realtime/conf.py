@@ -47,6 +47,27 @@ DEFAULTS: dict[str, Any] = {
     # Publications kept per channel for recovery, and for how many seconds.
     "HISTORY_SIZE": 100,
     "HISTORY_TTL": 600,
+    # Channels that keep presence (fnmatch patterns).
+    "PRESENCE_CHANNELS": ["job.*", "user.*"],
+    # The outbox of durable job events (realtime.outbox). Start its relay in
+    # each server process, on the first connection or request.
+    "RELAY_IN_PROCESS": True,
+    # Seconds between the relay's polls of the outbox (it is also woken at
+    # once by each commit in its own process).
+    "OUTBOX_POLL_INTERVAL": 1.0,
+    # Rows a relay claims at once, and for how many seconds its claim holds
+    # (a relay that dies holding rows delays them this long; at least
+    # LAYER_TIMEOUT + 5).
+    "OUTBOX_BATCH_SIZE": 100,
+    "OUTBOX_LEASE": 30.0,
+    # Failed attempts (other than the channel layer being down) after which
+    # a row is marked `failed`.
+    "OUTBOX_MAX_ATTEMPTS": 5,
+    # Longest wait, in seconds, between attempts: the backoff while the
+    # channel layer is down, and before retrying a failed row.
+    "OUTBOX_RETRY_MAX": 5.0,
+    # Seconds published rows are kept before they are pruned.
+    "OUTBOX_RETENTION": 3600,
 }
 
 

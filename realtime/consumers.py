@@ -26,6 +26,7 @@ from .auth import SocketAuthError, aauthenticate_token
 from .conf import realtime_settings
 from .fanout import SERVER_SEND, Hub, JoinError, LocalSocket, counters, get_hub
 from .permissions import acan_subscribe, personal_channel
+from .presence import presence_enabled
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
 from .streams import Position, get_streams, parse_since
 
@@ -60,7 +61,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- life cycle -----------------------------------------------------------------
 
     async def connect(self) -> None:
-        self.hub = await get_hub()
+        try:
+            self.hub = await get_hub()
+        except Exception as exc:
+            # The channel layer (Redis) is away: say so; clients reconnect.
+            logger.warning("Refusing a socket: the channel layer failed: %s", exc)
+            await self.accept()
+            self.closing = True
+            await self.send_error(
+                ProtocolError(ErrorCode.SERVICE_UNAVAILABLE, "Service unavailable, retry soon")
+            )
+            await self.close(CloseCode.SERVICE_UNAVAILABLE)
+            return
         await self.accept()
         if self.scope.get("auth_error"):
             await self.refuse(ErrorCode.UNAUTHORIZED, "Unauthorized", CloseCode.UNAUTHORIZED)
@@ -103,7 +115,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         sockets and subscribe it to their personal channel."""
         assert self.socket is not None
         if not await self.hub.claim_user_slot(
-            self.socket, user.pk, realtime_settings.MAX_SOCKETS_PER_USER
+            self.socket, user.pk, user.user_type, realtime_settings.MAX_SOCKETS_PER_USER
         ):
             await self.refuse(
                 ErrorCode.TOO_MANY_CONNECTIONS,
@@ -318,6 +330,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         )
 
+    async def on_presence(self, frame: ClientFrame) -> None:
+        """Who is on a channel now (where subscribing is allowed)."""
+        name = frame.body.get("channel")
+        if not protocol.is_valid_channel(name):
+            raise protocol.invalid_channel(name)
+        if not await acan_subscribe(self.user, name):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "You may not see this channel's presence.", channel=name
+            )
+        if not presence_enabled(name):
+            raise ProtocolError(
+                ErrorCode.PRESENCE_DISABLED, "This channel keeps no presence.", channel=name
+            )
+        users = await self.hub.presence.users(name)
+        await self.send_message(
+            protocol.envelope(ServerType.PRESENCE, {"channel": name, "users": users})
+        )
+
     def own_channels(self) -> set[str]:
         return {personal_channel(self.user.pk)} if self.user is not None else set()
 
@@ -326,4 +356,5 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         ClientType.UNSUBSCRIBE: on_unsubscribe,
         ClientType.PING: on_ping,
         ClientType.AUTH: on_auth,
+        ClientType.PRESENCE: on_presence,
     }

@@ -33,6 +33,8 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .conf import realtime_settings
+from .presence import USER_OFFLINE, USER_ONLINE, make_presence, presence_enabled
+from .protocol import encode, envelope
 from .registry import REFRESH_EVERY, make_registry
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class LocalSocket:
         "send",
         "channels",
         "user_id",
+        "user_type",
         "holds",
         "_socket_send",
         "_held",
@@ -101,6 +104,7 @@ class LocalSocket:
         self.id = str(uuid.uuid4())
         self.channels: set[str] = set()
         self.user_id: int | None = None
+        self.user_type: str = ""
         # Channels whose publications are kept back while the socket catches
         # up on their history: channel -> [(offset, message)].
         self.holds: dict[str, list[tuple[int | None, dict[str, Any]]]] | None = None
@@ -139,6 +143,9 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.registry = make_registry()
+        self.presence = make_presence()
+        self.process_id = uuid.uuid4().hex
+        self._stats_dirty = True
 
     # --- life cycle ---------------------------------------------------------
 
@@ -152,6 +159,7 @@ class Hub:
                 await self._group_add(GROUP_ALL)
                 self._task = self.loop.create_task(self._receive_loop())
                 self._spawn(self._refresh_registry())
+                self._spawn(self._report_stats())
                 self._started.set_result(None)
             except BaseException as exc:
                 started, self._started = self._started, None
@@ -175,11 +183,23 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if message.get("type") == PUBLICATION:
-                await self.deliver(message.get("channel"), message["frame"], message.get("offset"))
+                await self.deliver(
+                    message.get("channel"),
+                    message["frame"],
+                    message.get("offset"),
+                    skip_user=message.get("skip_user"),
+                )
 
     # --- fan-out ----------------------------------------------------------------
 
-    async def deliver(self, channel: str | None, frame: str, offset: int | None = None) -> int:
+    async def deliver(
+        self,
+        channel: str | None,
+        frame: str,
+        offset: int | None = None,
+        *,
+        skip_user: int | None = None,
+    ) -> int:
         """Write one serialized frame to every local socket on `channel` (all
         sockets when None). A socket that fails is logged and skipped: it never
         stops delivery to the others. A socket holding the channel (catching
@@ -195,6 +215,8 @@ class Hub:
         message = {"type": "websocket.send", "text": frame}
         sent = 0
         for sock in targets:
+            if skip_user is not None and sock.user_id == skip_user:
+                continue
             try:
                 if sock.holds is not None and channel in sock.holds:
                     sock.holds[channel].append((offset, message))
@@ -211,28 +233,99 @@ class Hub:
     def attach(self, send: Send, *, held: bool = False) -> LocalSocket:
         sock = LocalSocket(send, held=held)
         self.sockets[sock.id] = sock
+        self._stats_dirty = True
         return sock
 
     def detach(self, sock: LocalSocket) -> None:
-        self.sockets.pop(sock.id, None)
+        if self.sockets.pop(sock.id, None) is not None:
+            self._stats_dirty = True
         for channel in tuple(sock.channels):
             self._remove(sock, channel)
         if sock.user_id is not None:
             self._spawn(self.registry.release(sock.user_id, sock.id))
 
-    async def claim_user_slot(self, sock: LocalSocket, user_id: int, limit: int) -> bool:
+    async def claim_user_slot(
+        self, sock: LocalSocket, user_id: int, user_type: str, limit: int
+    ) -> bool:
         """Count the socket against its user's limit of open sockets (across
         processes with Redis); False when the user is at the limit."""
         if not await self.registry.acquire(user_id, sock.id, limit):
             return False
         sock.user_id = user_id
+        sock.user_type = user_type
         return True
 
     async def _refresh_registry(self) -> None:
+        """Keep this process' entries (sockets per user, presence) alive in
+        Redis, and re-create them after Redis lost them."""
         while True:
             await asyncio.sleep(REFRESH_EVERY)
-            entries = [(s.user_id, s.id) for s in tuple(self.sockets.values()) if s.user_id]
-            await self.registry.refresh(entries)
+            sockets = [s for s in tuple(self.sockets.values()) if s.user_id]
+            try:
+                await self.registry.refresh((s.user_id, s.id) for s in sockets)
+                await self.presence.refresh(
+                    (channel, s.user_id, s.user_type, s.id)
+                    for s in sockets
+                    for channel in tuple(s.channels)
+                    if presence_enabled(channel)
+                )
+            except Exception as exc:
+                logger.warning("Refreshing this process' entries failed: %s", exc)
+
+    async def _report_stats(self) -> None:
+        """Publish this process' connection counts for /health and /stats on
+        every process: within a quarter second of a change, and every few
+        seconds as a heartbeat."""
+        quiet = 0.0
+        while True:
+            await asyncio.sleep(0.25)
+            quiet += 0.25
+            if not self._stats_dirty and quiet < 5:
+                continue
+            self._stats_dirty = False
+            quiet = 0.0
+            try:
+                await self.registry.report(self.process_id, self.connection_stats())
+            except Exception as exc:
+                logger.warning("Reporting connection counts failed: %s", exc)
+
+    # --- presence ------------------------------------------------------------------
+
+    async def _presence_join(self, sock: LocalSocket, channel: str) -> None:
+        if sock.user_id is None or not presence_enabled(channel):
+            return
+        try:
+            first = await self.presence.join(channel, sock.user_id, sock.user_type, sock.id)
+            if first:
+                await self._presence_event(USER_ONLINE, channel, sock)
+        except Exception as exc:
+            logger.warning("Presence join on %s failed: %s", channel, exc)
+
+    async def _presence_leave(self, sock: LocalSocket, channel: str) -> None:
+        assert sock.user_id is not None
+        try:
+            last = await self.presence.leave(channel, sock.user_id, sock.user_type, sock.id)
+            if last:
+                await self._presence_event(USER_OFFLINE, channel, sock)
+        except Exception as exc:
+            logger.warning("Presence leave on %s failed: %s", channel, exc)
+
+    async def _presence_event(self, kind: str, channel: str, sock: LocalSocket) -> None:
+        """To the channel's subscribers other than the user's own sockets.
+        Not a publication: no offset, not in history."""
+        frame = encode(
+            envelope(kind, {"user_id": sock.user_id, "user_type": sock.user_type}, channel=channel)
+        )
+        async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+            await self.layer.group_send(
+                group_for(channel),
+                {
+                    "type": PUBLICATION,
+                    "channel": channel,
+                    "frame": frame,
+                    "skip_user": sock.user_id,
+                },
+            )
 
     async def subscribe(self, sock: LocalSocket, channel: str, *, hold: bool = False) -> None:
         """Add the socket to a channel. Returns once this process is a member
@@ -246,16 +339,20 @@ class Hub:
             if sock.holds is None:
                 sock.holds = {}
             sock.holds.setdefault(channel, [])
-        self.channels.setdefault(channel, set()).add(sock)
-        sock.channels.add(channel)
-        if channel in self._joined:
+        members = self.channels.setdefault(channel, set())
+        if sock in members:
             return
-        try:
-            await self._join(channel)
-        except Exception as exc:
-            self._drop_hold(sock, channel)
-            self._remove(sock, channel)
-            raise JoinError(str(exc) or exc.__class__.__name__) from exc
+        members.add(sock)
+        sock.channels.add(channel)
+        self._stats_dirty = True
+        if channel not in self._joined:
+            try:
+                await self._join(channel)
+            except Exception as exc:
+                self._drop_hold(sock, channel)
+                self._remove(sock, channel)
+                raise JoinError(str(exc) or exc.__class__.__name__) from exc
+        await self._presence_join(sock, channel)
 
     async def release(
         self,
@@ -299,9 +396,12 @@ class Hub:
         sock.channels.discard(channel)
         self._drop_hold(sock, channel)
         members = self.channels.get(channel)
-        if members is None:
+        if members is None or sock not in members:
             return
         members.discard(sock)
+        self._stats_dirty = True
+        if sock.user_id is not None and presence_enabled(channel):
+            self._spawn(self._presence_leave(sock, channel))
         if not members:
             del self.channels[channel]
             self._spawn(self._leave(channel))

@@ -31,6 +31,7 @@ class ServerType:
     SUBSCRIBED = "subscribed"
     UNSUBSCRIBED = "unsubscribed"
     AUTHENTICATED = "authenticated"
+    PRESENCE = "presence"
     ERROR = "error"
 
 
@@ -41,8 +42,9 @@ class ClientType:
     UNSUBSCRIBE = "unsubscribe"
     PING = "ping"
     AUTH = "auth"
+    PRESENCE = "presence"
 
-    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING, AUTH})
+    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING, AUTH, PRESENCE})
 
 
 class ErrorCode:
@@ -61,6 +63,7 @@ class ErrorCode:
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    PRESENCE_DISABLED = "presence_disabled"
 
 
 class CloseCode:

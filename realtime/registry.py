@@ -9,11 +9,14 @@ within REGISTRY_TTL seconds. Without Redis the count is this process' own.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -62,6 +65,9 @@ class LocalRegistry:
     async def refresh(self, entries: Iterable[tuple[int, str]]) -> None:
         return None
 
+    async def report(self, process_id: str, stats: dict[str, Any]) -> None:
+        return None  # one process: /health reads the hub directly
+
     async def close(self) -> None:
         return None
 
@@ -108,8 +114,51 @@ class RedisRegistry:
             except aioredis.RedisError as exc:
                 logger.warning("Refreshing %s socket entries failed: %s", count, exc)
 
+    async def report(self, process_id: str, stats: dict[str, Any]) -> None:
+        """This process' connection counts and message counters, for the
+        totals every process reports (see processes_key)."""
+        key = processes_key(self.prefix)
+        stats = {**stats, "messages": dataclasses.asdict(counters_of_process()), "at": time.time()}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, process_id, json.dumps(stats))
+        pipe.expire(key, 3600)
+        await pipe.execute()
+
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def processes_key(prefix: str) -> str:
+    return f"{prefix}:processes"
+
+
+def counters_of_process() -> Any:
+    from .fanout import counters
+
+    return counters
+
+
+def sum_process_reports(reports: Iterable[bytes | str], *, now: float) -> dict[str, Any]:
+    """Totals of the reports of live processes (reported within REGISTRY_TTL)."""
+    total = 0
+    by_channel: dict[str, int] = defaultdict(int)
+    messages: dict[str, int] = defaultdict(int)
+    processes = 0
+    for raw in reports:
+        report = json.loads(raw)
+        if now - report.get("at", 0) > REGISTRY_TTL:
+            continue
+        processes += 1
+        total += report["total"]
+        for name, count in report["by_channel"].items():
+            by_channel[name] += count
+        for name, count in report.get("messages", {}).items():
+            messages[name] += count
+    return {
+        "connections": {"total": total, "by_channel": dict(sorted(by_channel.items()))},
+        "messages": dict(messages),
+        "processes": processes,
+    }
 
 
 def make_registry() -> LocalRegistry | RedisRegistry:

@@ -10,7 +10,7 @@ import redis
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from realtime import streams
+from realtime import presence, streams
 from realtime.conf import realtime_settings
 
 from .live import LiveServer, RedisServer, base_env, migrated_database
@@ -29,6 +29,7 @@ def _fresh_in_memory_layer(settings) -> Iterator[None]:
     if isinstance(layer, InMemoryChannelLayer):
         async_to_sync(layer.flush)()
     streams._memory.clear()
+    presence._local.clear()
     realtime_settings.reload()
 
 

@@ -100,7 +100,7 @@ async def test_health_counts_follow_connects_and_disconnects_within_a_second(dap
     sockets = [(await connect(daphne_server.ws_url))[0] for _ in range(3)]
     await subscribe(sockets[0], "jobs")
     await subscribe(sockets[1], "jobs", "announcements")
-    await asyncio.sleep(0)
+    await asyncio.sleep(1)
     assert counts() == {"total": 3, "by_channel": {"jobs": 2, "announcements": 1}}
     await sockets[1].close()
     await asyncio.sleep(1)
@@ -117,7 +117,11 @@ async def test_a_thousand_concurrent_connects_all_succeed_and_all_receive(daphne
     assert failures == []
     sockets = [ws for ws, _ in results]
     await asyncio.gather(*(subscribe(ws, "jobs") for ws in sockets))
-    assert daphne_server.get("/health").json()["connections"]["by_channel"] == {"jobs": 1000}
+    wait_for(
+        lambda: daphne_server.get("/health").json()["connections"]["by_channel"] == {"jobs": 1000},
+        5,
+        what="/health to count 1,000 subscribers",
+    )
     assert daphne_server.post("/broadcast", json=SEED_BROADCAST).status_code == 202
     messages = await asyncio.gather(*(recv_json(ws, timeout=20) for ws in sockets))
     assert {m["type"] for m in messages} == {"test_message"}
@@ -195,3 +199,41 @@ async def test_two_processes_on_one_redis_deliver_each_broadcast_exactly_once(
         assert seqs == list(range(20))
         assert await recv_nothing(ws)
         await ws.close()
+
+
+PRODUCTION_SERVER = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "paychain.asgi:application",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--ws",
+    "wsproto",
+    "--ws-per-message-deflate",
+    "false",
+    "--lifespan",
+    "off",
+]
+
+
+async def test_the_production_server_command_serves_the_same_protocol(daphne_factory):
+    first = daphne_factory(command=PRODUCTION_SERVER)
+    second = daphne_factory()  # daphne, on the same Redis
+    on_uvicorn, _ = await connect(first.ws_url)
+    on_daphne, _ = await connect(second.ws_url)
+    for ws in (on_uvicorn, on_daphne):
+        await subscribe(ws, "jobs")
+    assert first.post("/broadcast", json=SEED_BROADCAST).status_code == 202
+    for ws in (on_uvicorn, on_daphne):
+        assert (await recv_json(ws))["type"] == "test_message"
+    await on_uvicorn.send("not json")
+    assert (await recv_json(on_uvicorn))["data"]["code"] == ErrorCode.INVALID_JSON
+    await on_uvicorn.send(json.dumps({"type": "ping", "data": {"x": "y" * 70_000}}))
+    assert (await recv_json(on_uvicorn))["data"]["code"] == ErrorCode.MESSAGE_TOO_BIG
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await recv_json(on_uvicorn)
+    assert closed.value.rcvd.code == CloseCode.MESSAGE_TOO_BIG
+    await on_daphne.close()

@@ -1,0 +1,176 @@
+"""
+Presence: which authenticated users are connected to a channel now.
+
+Only channels matching REALTIME["PRESENCE_CHANNELS"] (`job.*`, `user.*` by
+default) keep presence. Each socket of a user on such a channel is one entry;
+with Redis the entries of every process live in one sorted set per channel,
+each lapsing REGISTRY_TTL seconds after its process last refreshed it, so a
+process that dies without cleaning up drops out within that time.
+
+`user_online` / `user_offline` are sent to a channel's subscribers when a
+user's first socket joins it and when their last socket leaves it. They are
+not publications: no offset, never in history.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+
+from .conf import realtime_settings
+from .registry import REGISTRY_TTL
+
+logger = logging.getLogger(__name__)
+
+USER_ONLINE = "user_online"
+USER_OFFLINE = "user_offline"
+
+
+def presence_enabled(channel: str) -> bool:
+    return any(fnmatch.fnmatchcase(channel, p) for p in realtime_settings.PRESENCE_CHANNELS)
+
+
+def summarize(entries: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
+    """[(user_id, user_type) per socket] -> [{user_id, user_type, connections}]."""
+    users: dict[int, dict[str, Any]] = {}
+    for user_id, user_type in entries:
+        user = users.setdefault(
+            user_id, {"user_id": user_id, "user_type": user_type, "connections": 0}
+        )
+        user["connections"] += 1
+    return [users[key] for key in sorted(users)]
+
+
+class LocalPresence:
+    def __init__(self) -> None:
+        # channel -> user_id -> {socket_id: user_type}
+        self.entries: dict[str, dict[int, dict[str, str]]] = defaultdict(dict)
+
+    async def join(self, channel: str, user_id: int, user_type: str, socket_id: str) -> bool:
+        sockets = self.entries[channel].setdefault(user_id, {})
+        first = not sockets
+        sockets[socket_id] = user_type
+        return first
+
+    async def leave(self, channel: str, user_id: int, user_type: str, socket_id: str) -> bool:
+        users = self.entries.get(channel, {})
+        sockets = users.get(user_id)
+        if not sockets or socket_id not in sockets:
+            return False
+        del sockets[socket_id]
+        if sockets:
+            return False
+        del users[user_id]
+        if not users:
+            self.entries.pop(channel, None)
+        return True
+
+    async def users(self, channel: str) -> list[dict[str, Any]]:
+        users = self.entries.get(channel, {})
+        return summarize(
+            (user_id, user_type)
+            for user_id, sockets in users.items()
+            for user_type in sockets.values()
+        )
+
+    async def refresh(self, entries: Iterable[tuple[str, int, str, str]]) -> None:
+        return None
+
+
+_JOIN = """
+local key, member, mine = KEYS[1], ARGV[1], ARGV[2]
+local now, lapse = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local first = 1
+for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+  if string.sub(m, 1, #mine) == mine then first = 0 break end
+end
+redis.call('ZADD', key, lapse, member)
+redis.call('EXPIRE', key, math.ceil(lapse - now) + 60)
+return first
+"""
+
+_LEAVE = """
+local key, member, mine = KEYS[1], ARGV[1], ARGV[2]
+local now = tonumber(ARGV[3])
+if redis.call('ZREM', key, member) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+  if string.sub(m, 1, #mine) == mine then return 0 end
+end
+return 1
+"""
+
+
+class RedisPresence:
+    def __init__(self, url: str, prefix: str) -> None:
+        from .streams import redis_client
+
+        self.redis = redis_client(url)
+        self.prefix = prefix
+        self._join = self.redis.register_script(_JOIN)
+        self._leave = self.redis.register_script(_LEAVE)
+
+    def _key(self, channel: str) -> str:
+        return f"{self.prefix}:presence:{channel}"
+
+    async def join(self, channel: str, user_id: int, user_type: str, socket_id: str) -> bool:
+        now = time.time()
+        first = await self._join(
+            keys=[self._key(channel)],
+            args=[f"{user_id}|{user_type}|{socket_id}", f"{user_id}|", now, now + REGISTRY_TTL],
+        )
+        return bool(first)
+
+    async def leave(self, channel: str, user_id: int, user_type: str, socket_id: str) -> bool:
+        last = await self._leave(
+            keys=[self._key(channel)],
+            args=[f"{user_id}|{user_type}|{socket_id}", f"{user_id}|", time.time()],
+        )
+        return bool(last)
+
+    async def users(self, channel: str) -> list[dict[str, Any]]:
+        members = await self.redis.zrangebyscore(self._key(channel), time.time(), "+inf")
+        entries = []
+        for member in members:
+            user_id, user_type, _ = member.decode().split("|", 2)
+            entries.append((int(user_id), user_type))
+        return summarize(entries)
+
+    async def refresh(self, entries: Iterable[tuple[str, int, str, str]]) -> None:
+        lapse = time.time() + REGISTRY_TTL
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for channel, user_id, user_type, socket_id in entries:
+            pipe.zadd(self._key(channel), {f"{user_id}|{user_type}|{socket_id}": lapse})
+            pipe.expire(self._key(channel), int(REGISTRY_TTL) + 60)
+            count += 1
+        if count:
+            await pipe.execute()
+
+
+_local: list[LocalPresence] = []
+
+
+def make_presence() -> LocalPresence | RedisPresence:
+    """Redis with REDIS_URL (a client per hub, hence per event loop); else the
+    one presence table of this process."""
+    if settings.REDIS_URL:
+        return RedisPresence(settings.REDIS_URL, realtime_settings.REDIS_PREFIX)
+    if not _local:
+        _local.append(LocalPresence())
+    return _local[0]
+
+
+async def channel_users(channel: str) -> list[dict[str, Any]]:
+    """Presence of a channel, read from wherever this process keeps it."""
+    from .fanout import get_hub
+
+    hub = await get_hub()
+    return await hub.presence.users(channel)
