@@ -11,4 +11,5 @@ COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic python manage.py collectstatic --noinput -v0
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "paychain.asgi:application"]
+CMD ["uvicorn", "paychain.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--ws", "wsproto", "--ws-per-message-deflate", "false", "--lifespan", "off"]
