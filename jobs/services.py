@@ -61,7 +61,8 @@ def job_create(
     if expires_at is not None:
         job.expires_at = expires_at
     job.full_clean()
-    job.save()
+    with transaction.atomic():  # the job and its outbox event commit together
+        job.save()
     return job
 
 

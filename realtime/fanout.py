@@ -23,6 +23,7 @@ replies to one socket) stays in the consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
 from .conf import realtime_settings
 from .presence import USER_OFFLINE, USER_ONLINE, make_presence, presence_enabled
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 PUBLICATION = "realtime.publication"
 # The group every hub joins, for publications to all clients.
 GROUP_ALL = "realtime-all"
+# A hub's proof that it still receives its groups (see Hub._watch_subscriptions).
+PROBE = "realtime.probe"
+PROBE_EVERY = 3.0
+PROBE_GRACE = 2.0
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -146,6 +151,9 @@ class Hub:
         self.presence = make_presence()
         self.process_id = uuid.uuid4().hex
         self._stats_dirty = True
+        self._probe_group = f"realtime-probe.{self.process_id}"
+        self._probe_seen = 0
+        self._broken = False
 
     # --- life cycle ---------------------------------------------------------
 
@@ -157,9 +165,12 @@ class Hub:
             try:
                 self.channel_name = await self.layer.new_channel("realtime.hub.")
                 await self._group_add(GROUP_ALL)
+                await self._group_add(self._probe_group)
                 self._task = self.loop.create_task(self._receive_loop())
                 self._spawn(self._refresh_registry())
                 self._spawn(self._report_stats())
+                if not isinstance(self.layer, InMemoryChannelLayer):
+                    self._spawn(self._watch_subscriptions())
                 self._started.set_result(None)
             except BaseException as exc:
                 started, self._started = self._started, None
@@ -189,6 +200,56 @@ class Hub:
                     message.get("offset"),
                     skip_user=message.get("skip_user"),
                 )
+            elif message.get("type") == PROBE:
+                self._probe_seen = max(self._probe_seen, int(message.get("n", 0)))
+
+    async def _watch_subscriptions(self) -> None:
+        """Prove, every few seconds, that this process still receives what is
+        sent to its groups: it sends itself a probe through the layer. When
+        Redis answers the send but the probe never arrives (the layer's
+        subscriptions did not survive a Redis restart), join everything again
+        on a fresh subscription."""
+        sent = 0
+        while True:
+            await asyncio.sleep(PROBE_EVERY)
+            if self._broken:
+                await self._rejoin()
+                continue
+            sent += 1
+            try:
+                async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+                    await self.layer.group_send(self._probe_group, {"type": PROBE, "n": sent})
+            except Exception as exc:
+                logger.debug("Probe not sent (%s): nothing to judge until Redis answers", exc)
+                continue
+            await asyncio.sleep(PROBE_GRACE)
+            if self._probe_seen < sent:
+                logger.warning("This process stopped receiving its groups; joining them again")
+                await self._rejoin()
+
+    async def _rejoin(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT * 2):
+                await self.layer.flush()
+                self.channel_name = await self.layer.new_channel("realtime.hub.")
+                for channel in tuple(self._joined):
+                    await self.layer.group_add(group_for(channel), self.channel_name)
+                await self.layer.group_add(GROUP_ALL, self.channel_name)
+                await self.layer.group_add(self._probe_group, self.channel_name)
+        except Exception as exc:
+            logger.warning("Joining the groups again failed (%s); retrying", exc)
+            self._broken = True
+        else:
+            self._broken = False
+            logger.info("Joined %s channel groups again", len(self._joined))
+        finally:
+            if self.channel_name is not None and self._task is None:
+                self._task = self.loop.create_task(self._receive_loop())
 
     # --- fan-out ----------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
 from . import protocol
 from .conf import realtime_settings
@@ -73,12 +72,14 @@ async def apublish(
     try:
         async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
             streams = get_streams()
-            if not targets:
-                if not idempotent or await streams.first_time(f"{message_id}:*"):
-                    frame = protocol.encode(protocol.envelope(type, data or {}, id=message_id))
-                    await layer.group_send(
-                        GROUP_ALL, {"type": PUBLICATION, "channel": None, "frame": frame}
-                    )
+            if not targets and not (idempotent and await streams.seen_before(f"{message_id}:*")):
+                frame = protocol.encode(protocol.envelope(type, data or {}, id=message_id))
+                await layer.group_send(
+                    GROUP_ALL, {"type": PUBLICATION, "channel": None, "frame": frame}
+                )
+                if idempotent:
+                    # Marked once sent: a failed send can be retried.
+                    await streams.mark_seen(f"{message_id}:*")
             for target in targets:
                 prefix = protocol.encode(
                     protocol.envelope(type, data or {}, channel=target, id=message_id)
@@ -114,29 +115,3 @@ def publish(
     return async_to_sync(apublish)(
         type=type, data=data, channel=channel, channels=channels, message_id=message_id
     )
-
-
-def publish_on_commit(
-    *,
-    type: str,
-    data: dict[str, Any] | None = None,
-    channel: str | None = None,
-    channels: Sequence[str] | None = None,
-) -> None:
-    """Publish once the current transaction commits (at once outside one);
-    never for a rolled-back change. A failed publish never fails the request
-    that saved the change: it is logged with the event."""
-
-    def send() -> None:
-        try:
-            publish(type=type, data=data, channel=channel, channels=channels)
-        except PublishError as exc:
-            logger.error(
-                "Publishing %r to %s failed: %s; event data: %s",
-                type,
-                ", ".join(_targets(channel, channels)) or "all clients",
-                exc,
-                data,
-            )
-
-    transaction.on_commit(send)

@@ -112,23 +112,21 @@ class MemoryStreams:
             )
         history.append((offset, now, frame))
         position = Position(offset, self.epoch)
-        if dedupe_key is not None:
-            self.seen[dedupe_key] = (now, position)
         layer = get_channel_layer()
         await layer.group_send(
             group_for(channel),
             {"type": PUBLICATION, "channel": channel, "frame": frame, "offset": offset},
         )
+        if dedupe_key is not None:
+            self.seen[dedupe_key] = (now, position)
         return position
 
-    async def first_time(self, key: str) -> bool:
-        """True the first time `key` is seen in DEDUPE_TTL seconds."""
-        now = time.time()
-        self._forget_seen(now)
-        if key in self.seen:
-            return False
-        self.seen[key] = (now, Position(0, self.epoch))
-        return True
+    async def seen_before(self, key: str) -> bool:
+        self._forget_seen(time.time())
+        return key in self.seen
+
+    async def mark_seen(self, key: str) -> None:
+        self.seen[key] = (time.time(), Position(0, self.epoch))
 
     def _forget_seen(self, now: float) -> None:
         if len(self.seen) > 10_000:
@@ -232,10 +230,11 @@ class RedisStreams:
             return None
         return Position(int(offset), epoch.decode() if isinstance(epoch, bytes) else epoch)
 
-    async def first_time(self, key: str) -> bool:
-        return bool(
-            await self.redis.set(f"{self.prefix}:published:{key}", "1", nx=True, ex=DEDUPE_TTL)
-        )
+    async def seen_before(self, key: str) -> bool:
+        return bool(await self.redis.exists(f"{self.prefix}:published:{key}"))
+
+    async def mark_seen(self, key: str) -> None:
+        await self.redis.set(f"{self.prefix}:published:{key}", "1", ex=DEDUPE_TTL)
 
     async def snapshot(self, channel: str, *, after: int | None = None) -> Snapshot:
         meta, history = self._keys(channel)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from realtime.fanout import get_hub, group_for
+from realtime import fanout
+from realtime.fanout import PUBLICATION, Hub, get_hub, group_for
 from realtime.services import apublish
 
 
@@ -104,3 +105,57 @@ async def test_connection_stats_count_sockets_and_channel_members():
     assert hub.connection_stats() == {"total": 2, "by_channel": {"jobs": 2, "payments": 1}}
     hub.detach(two)
     assert hub.connection_stats() == {"total": 1, "by_channel": {"jobs": 1}}
+
+
+class FlakyLayer:
+    """A channel layer whose subscriptions silently stop delivering, as
+    channels-redis' could after a Redis restart, until it is flushed."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryChannelLayer(capacity=1000)
+        self.broken = False
+        self.flushes = 0
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        return await self.inner.new_channel(prefix)
+
+    async def receive(self, channel: str) -> dict:
+        return await self.inner.receive(channel)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self.inner.group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self.inner.group_discard(group, channel)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        if not self.broken:
+            await self.inner.group_send(group, message)
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+        self.broken = False
+        self.flushes += 1
+
+
+async def test_a_hub_that_stops_receiving_its_groups_joins_them_again(monkeypatch):
+    monkeypatch.setattr(fanout, "PROBE_EVERY", 0.05)
+    monkeypatch.setattr(fanout, "PROBE_GRACE", 0.05)
+    layer = FlakyLayer()
+    hub = Hub(layer)
+    await hub.start()
+    recorder = Recorder()
+    await hub.subscribe(hub.attach(recorder), "jobs")
+    layer.broken = True
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if layer.flushes:
+            break
+    assert layer.flushes == 1
+    await asyncio.sleep(0.05)
+    await layer.group_send(
+        group_for("jobs"), {"type": PUBLICATION, "channel": "jobs", "frame": '{"type":"back"}'}
+    )
+    await asyncio.sleep(0.05)
+    assert recorder.messages == [{"type": "websocket.send", "text": '{"type":"back"}'}]
+    hub._task.cancel()
