@@ -12,4 +12,4 @@ RUN DJANGO_SECRET_KEY=collectstatic python manage.py collectstatic --noinput -v0
 
 EXPOSE 8000
 CMD ["uvicorn", "paychain.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "wsproto", "--ws-per-message-deflate", "false", "--lifespan", "off"]
+     "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--lifespan", "off"]

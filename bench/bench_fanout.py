@@ -1119,14 +1119,45 @@ class Spawned:
         self.log.close()
 
 
-def default_ours_cmd() -> str:
-    return os.environ.get(
-        "BENCH_OURS_CMD",
-        # REALTIME_PUBLIC_CHANNELS: versions with channel permissions refuse
-        # anonymous sockets on channels that are not public; older ones ignore it.
-        "REDIS_URL= DATABASE_URL=sqlite:////tmp/bench.sqlite3 REALTIME_PUBLIC_CHANNELS=bench "
-        f"{REPO}/.venv/bin/daphne -b 127.0.0.1 -p {{port}} paychain.asgi:application",
-    )
+# Environment of ours in every configuration: in-memory channel layer, a
+# migrated SQLite database, `bench` public (since channel permissions, anonymous
+# sockets may only subscribe to public channels; older versions ignore it).
+OURS_ENV = (
+    "REDIS_URL= DATABASE_URL=sqlite:////tmp/bench.sqlite3 "
+    "REALTIME_PUBLIC_CHANNELS=bench DJANGO_DEBUG=true"
+)
+_UVICORN = (
+    f"{REPO}/.venv/bin/uvicorn paychain.asgi:application --host 127.0.0.1 --port {{port}} "
+    "--lifespan off --log-level warning"
+)
+# --ours-server / OURS_SERVER: the ASGI server that runs ours. Binaries are
+# always this checkout's .venv (absolute paths, so that --ours-dir snapshots
+# work); the application is imported from --ours-dir (both servers put their
+# working directory first on sys.path).
+OURS_SERVERS = {
+    "daphne": f"{REPO}/.venv/bin/daphne -b 127.0.0.1 -p {{port}} paychain.asgi:application",
+    # websockets' sans-I/O implementation, no permessage-deflate (the
+    # configuration docs/benchmarks.md recommends)
+    "uvicorn": f"{_UVICORN} --ws websockets-sansio --ws-per-message-deflate false",
+    # uvicorn's defaults: --ws auto (= websockets-sansio), deflate accepted
+    "uvicorn-auto": _UVICORN,
+    # websockets' legacy asyncio implementation (deprecated by uvicorn 0.54)
+    "uvicorn-legacy": f"{_UVICORN} --ws websockets --ws-per-message-deflate false",
+    "uvicorn-legacy-deflate": f"{_UVICORN} --ws websockets",
+    # wsproto (pure Python; `pip install wsproto`, not a project dependency)
+    "uvicorn-wsproto": f"{_UVICORN} --ws wsproto --ws-per-message-deflate false",
+}
+
+
+def default_ours_cmd(server: str | None = None) -> str:
+    """BENCH_OURS_CMD if set, else the command of `server` (default: env
+    OURS_SERVER, else daphne)."""
+    if os.environ.get("BENCH_OURS_CMD"):
+        return os.environ["BENCH_OURS_CMD"]
+    server = server or os.environ.get("OURS_SERVER") or "daphne"
+    if server not in OURS_SERVERS:
+        raise SystemExit(f"unknown ours server {server!r}: one of {', '.join(OURS_SERVERS)}")
+    return f"{OURS_ENV} {OURS_SERVERS[server]}"
 
 
 def default_peer_cmd() -> str:
@@ -1403,9 +1434,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     if command == "spawn":
         p.add_argument(
+            "--ours-server",
+            choices=sorted(OURS_SERVERS),
+            default=os.environ.get("OURS_SERVER") or "daphne",
+            help="ASGI server for ours (env OURS_SERVER; default daphne); see OURS_SERVERS",
+        )
+        p.add_argument(
             "--ours-cmd",
-            default=default_ours_cmd(),
-            help="command for ours; {port} is substituted (env BENCH_OURS_CMD)",
+            default=None,
+            help="command for ours, overrides --ours-server; {port} is substituted "
+            "(env BENCH_OURS_CMD)",
         )
         p.add_argument(
             "--peer-cmd",
@@ -1443,6 +1481,8 @@ def main(argv: list[str] | None = None) -> None:
         args.logdir = "/tmp/bench-logs"
         asyncio.run(compare(args, args.server, spawn=False))
         return
+    if not args.ours_cmd:
+        args.ours_cmd = default_ours_cmd(args.ours_server)
     roles = {
         "ours": ServerSpec(args.ours_name, cmd=args.ours_cmd, cwd=args.ours_dir),
         "peer": ServerSpec("peer", cmd=args.peer_cmd, cwd=args.peer_dir),

@@ -211,7 +211,7 @@ PRODUCTION_SERVER = [
     "--port",
     "{port}",
     "--ws",
-    "wsproto",
+    "websockets-sansio",
     "--ws-per-message-deflate",
     "false",
     "--lifespan",
