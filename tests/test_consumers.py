@@ -9,27 +9,12 @@ import uuid
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from paychain.asgi import application
 from realtime.protocol import CloseCode, ErrorCode
 from realtime.services import apublish
 
+from .sockets import open_socket, subscribed_socket
+
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-async def open_socket(path: str = "/ws") -> tuple[WebsocketCommunicator, dict]:
-    communicator = WebsocketCommunicator(application, path)
-    connected, _ = await communicator.connect()
-    assert connected
-    hello = await communicator.receive_json_from()
-    return communicator, hello
-
-
-async def subscribed_socket(*channels: str) -> WebsocketCommunicator:
-    communicator, _ = await open_socket()
-    await communicator.send_json_to({"type": "subscribe", "channels": list(channels)})
-    reply = await communicator.receive_json_from()
-    assert reply["type"] == "subscribed"
-    return communicator
 
 
 async def error_for(communicator: WebsocketCommunicator, frame: str | bytes) -> dict:

@@ -6,17 +6,16 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from paychain.asgi import application
 from realtime.idempotency import body_hash
 from realtime.models import IdempotencyRecord
 from realtime.protocol import new_message_id
 from realtime.services import publish
 
 from .live import free_port
+from .sockets import subscribed_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,17 +46,8 @@ def broadcast(body: dict, *, idempotency_key: str | None = None, api_key: str | 
 abroadcast = sync_to_async(broadcast)
 
 
-async def jobs_socket() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws")
-    assert (await communicator.connect())[0]
-    await communicator.receive_json_from()
-    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs"]})
-    assert (await communicator.receive_json_from())["type"] == "subscribed"
-    return communicator
-
-
 async def test_the_same_key_and_body_answers_the_first_id_and_delivers_once():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     first = await abroadcast(MESSAGE, idempotency_key="order-7-paid")
     again = await abroadcast(MESSAGE, idempotency_key="order-7-paid")
     assert first.status_code == again.status_code == 202
@@ -70,7 +60,7 @@ async def test_the_same_key_and_body_answers_the_first_id_and_delivers_once():
 
 
 async def test_without_a_key_every_request_is_a_new_message():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     first = await abroadcast(MESSAGE)
     second = await abroadcast(MESSAGE)
     assert first.json()["id"] != second.json()["id"]
@@ -80,7 +70,7 @@ async def test_without_a_key_every_request_is_a_new_message():
 
 
 async def test_the_same_key_with_another_body_is_422_and_delivers_nothing():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     first = await abroadcast(MESSAGE, idempotency_key="order-7-paid")
     other = await abroadcast({**MESSAGE, "data": {"invoice": 8}}, idempotency_key="order-7-paid")
     assert first.status_code == 202
@@ -103,7 +93,7 @@ async def test_the_same_body_spelled_differently_is_the_same_message():
 
 
 async def test_different_callers_may_use_the_same_key(keys):
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     mine = await abroadcast(MESSAGE, idempotency_key="order-7-paid", api_key=KEY)
     theirs = await abroadcast(MESSAGE, idempotency_key="order-7-paid", api_key=OTHER_KEY)
     assert mine.status_code == theirs.status_code == 202
@@ -123,7 +113,7 @@ async def test_a_failed_publish_does_not_poison_the_key(settings):
     }
     failed = await abroadcast(MESSAGE, idempotency_key="order-7-paid")
     settings.CHANNEL_LAYERS = working_layer
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     retried = await abroadcast(MESSAGE, idempotency_key="order-7-paid")
     assert failed.status_code == 503
     assert retried.status_code == 202
@@ -133,7 +123,7 @@ async def test_a_failed_publish_does_not_poison_the_key(settings):
 
 
 async def test_a_request_racing_the_first_one_answers_its_id_and_the_message_goes_out_once():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     # The first request has recorded the key and not published yet.
     recorded = await IdempotencyRecord.objects.acreate(
         caller="anonymous",

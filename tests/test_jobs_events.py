@@ -12,13 +12,13 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs import services
-from jobs.models import Job, JobStatus
-from paychain.asgi import application
+from jobs.models import JobStatus
 from realtime.models import OutboxMessage, OutboxStatus
 from realtime.outbox import Relay
 
 from .factories import make_employer, make_job, make_superuser, make_worker
 from .live import free_port
+from .sockets import subscribed_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,12 +27,7 @@ async def jobs_socket() -> WebsocketCommunicator:
     """A socket subscribed to `jobs`. The events of what the test made before
     are published first, as a running server's relay does at commit."""
     await Relay().drain()
-    communicator = WebsocketCommunicator(application, "/ws")
-    assert (await communicator.connect())[0]
-    await communicator.receive_json_from()
-    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs"]})
-    assert (await communicator.receive_json_from())["type"] == "subscribed"
-    return communicator
+    return await subscribed_socket("jobs")
 
 
 async def test_creating_a_job_publishes_job_created_to_jobs():
@@ -83,22 +78,6 @@ async def test_refunding_an_expired_job_publishes_job_refunded():
     assert event["type"] == "job_refunded"
     assert event["data"]["job_id"] == job.pk
     assert event["data"]["reason"] == "expired"
-    await socket.disconnect()
-
-
-async def test_a_rolled_back_change_publishes_nothing():
-    employer = await sync_to_async(make_employer)()
-    socket = await jobs_socket()
-
-    def create_then_fail() -> None:
-        with transaction.atomic():
-            make_job(employer=employer)
-            raise RuntimeError("payment provider said no")
-
-    with pytest.raises(RuntimeError):
-        await sync_to_async(create_then_fail)()
-    assert await socket.receive_nothing(timeout=0.3)
-    assert await sync_to_async(Job.objects.count)() == 0
     await socket.disconnect()
 
 

@@ -10,7 +10,6 @@ from io import StringIO
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import Client
@@ -18,7 +17,6 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.events import job_event, job_event_channels
-from paychain.asgi import application
 from realtime import outbox
 from realtime.models import IdempotencyRecord, OutboxMessage, OutboxStatus
 from realtime.outbox import Relay, prune
@@ -26,6 +24,7 @@ from realtime.services import Publication
 
 from .factories import make_employer, make_job, make_superuser, make_worker
 from .live import free_port
+from .sockets import subscribed_socket
 
 
 def outbox_message(**fields) -> OutboxMessage:
@@ -34,15 +33,6 @@ def outbox_message(**fields) -> OutboxMessage:
     fields.setdefault("channels", ["jobs"])
     fields.setdefault("key", "job:1")
     return OutboxMessage.objects.create(**fields)
-
-
-async def jobs_socket() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws")
-    assert (await communicator.connect())[0]
-    await communicator.receive_json_from()
-    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs"]})
-    assert (await communicator.receive_json_from())["type"] == "subscribed"
-    return communicator
 
 
 def relay_once() -> str:
@@ -94,7 +84,7 @@ def test_each_status_change_of_a_job_adds_its_event_under_the_jobs_key():
 @pytest.mark.django_db(transaction=True)
 async def test_a_rolled_back_change_leaves_no_event_and_publishes_nothing():
     employer = await sync_to_async(make_employer)()
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
 
     def create_then_fail() -> None:
         with transaction.atomic():
@@ -113,7 +103,7 @@ async def test_a_rolled_back_change_leaves_no_event_and_publishes_nothing():
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_server_relay_publishes_a_committed_event_with_its_message_id():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     job = await sync_to_async(make_job)()
     event = await socket.receive_json_from(timeout=1)
     message = await OutboxMessage.objects.aget(key=f"job:{job.pk}")
@@ -128,7 +118,7 @@ async def test_the_server_relay_publishes_a_committed_event_with_its_message_id(
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_server_relay_polls_for_rows_committed_elsewhere():
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     # Written without waking this process' relay, as another process would.
     await sync_to_async(outbox_message)(type="job_created", data={"job_id": 77}, key="job:77")
     event = await socket.receive_json_from(timeout=3)
@@ -138,7 +128,7 @@ async def test_the_server_relay_polls_for_rows_committed_elsewhere():
 
 @pytest.mark.django_db(transaction=True)
 async def test_no_relay_runs_in_the_server_when_it_is_turned_off(no_relay_in_process):
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
     await sync_to_async(make_job)()
     assert await socket.receive_nothing(timeout=0.5)
     assert await OutboxMessage.objects.filter(status=OutboxStatus.PENDING).acount() == 1
@@ -152,7 +142,7 @@ async def test_no_relay_runs_in_the_server_when_it_is_turned_off(no_relay_in_pro
 async def test_relay_outbox_once_publishes_pending_events_in_order_per_job_and_marks_them(
     no_relay_in_process,
 ):
-    socket = await jobs_socket()
+    socket = await subscribed_socket("jobs")
 
     def make_history() -> tuple[int, int]:
         first, second = make_job(), make_job()
