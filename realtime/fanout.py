@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 import weakref
@@ -346,7 +347,10 @@ class Hub:
             self._stats_dirty = False
             quiet = 0.0
             try:
-                await self.registry.report(self.process_id, self.connection_stats())
+                await self.registry.report(
+                    self.process_id,
+                    {**self.connection_stats(), "messages": dataclasses.asdict(counters)},
+                )
             except Exception as exc:
                 logger.warning("Reporting connection counts failed: %s", exc)
 

@@ -9,7 +9,6 @@ within REGISTRY_TTL seconds. Without Redis the count is this process' own.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -118,7 +117,7 @@ class RedisRegistry:
         """This process' connection counts and message counters, for the
         totals every process reports (see processes_key)."""
         key = processes_key(self.prefix)
-        stats = {**stats, "messages": dataclasses.asdict(counters_of_process()), "at": time.time()}
+        stats = {**stats, "at": time.time()}
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, process_id, json.dumps(stats))
         pipe.expire(key, 3600)
@@ -130,12 +129,6 @@ class RedisRegistry:
 
 def processes_key(prefix: str) -> str:
     return f"{prefix}:processes"
-
-
-def counters_of_process() -> Any:
-    from .fanout import counters
-
-    return counters
 
 
 def sum_process_reports(reports: Iterable[bytes | str], *, now: float) -> dict[str, Any]:
