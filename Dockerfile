@@ -11,5 +11,5 @@ COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic python manage.py collectstatic --noinput -v0
 
 EXPOSE 8000
-CMD ["uvicorn", "paychain.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--lifespan", "off"]
+# uvicorn, configured and extended by realtime/servers (see README "In production").
+CMD ["python", "-m", "paychain.serve", "--host", "0.0.0.0", "--port", "8000"]

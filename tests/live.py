@@ -1,5 +1,6 @@
-"""Real processes for the tests about sockets and delivery: daphne servers
-on free ports, and Redis servers of the tests' own."""
+"""Real processes for the tests about sockets and delivery: servers (the
+production launcher under uvicorn or daphne, or runserver) on free ports, and
+Redis servers of the tests' own."""
 
 from __future__ import annotations
 
@@ -63,9 +64,33 @@ def migrated_database(directory: Path) -> Path:
     return target
 
 
+def serve_command(server: str = "uvicorn", app: str | None = None) -> list[str]:
+    """The production launcher's command line, "{port}" standing for the port."""
+    command = [sys.executable, "-m", "paychain.serve"]
+    if server != "uvicorn":
+        command += ["--server", server]
+    command += ["--host", "127.0.0.1", "--port", "{port}"]
+    if app is not None:
+        command += ["--app", app]
+    return command
+
+
+# Production: `python -m paychain.serve` (uvicorn), as the Dockerfile runs it.
+PRODUCTION_COMMAND = serve_command()
+# The same launcher with daphne: the default of LiveServer.
+DAPHNE_COMMAND = serve_command("daphne")
+RUNSERVER_COMMAND = [sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:{port}"]
+SERVER_COMMANDS = {
+    "uvicorn": PRODUCTION_COMMAND,
+    "daphne": DAPHNE_COMMAND,
+    "runserver": RUNSERVER_COMMAND,
+}
+
+
 @dataclass
 class LiveServer:
-    """One daphne (or runserver) process serving paychain.asgi."""
+    """One server process (daphne through the launcher unless told otherwise)
+    serving paychain.asgi."""
 
     env: dict[str, str]
     command: list[str] | None = None
@@ -87,17 +112,9 @@ class LiveServer:
         return self.process.pid
 
     def start(self, timeout: float = 30) -> LiveServer:
-        command = self.command or [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "paychain.asgi:application",
+        command = [
+            part.replace("{port}", str(self.port)) for part in self.command or DAPHNE_COMMAND
         ]
-        command = [part.replace("{port}", str(self.port)) for part in command]
         handle, name = tempfile.mkstemp(prefix="paychain-live-", suffix=".log")
         self.log_path = Path(name)
         self.process = subprocess.Popen(
