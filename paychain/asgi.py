@@ -16,23 +16,27 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
-from realtime.fanout import keep_server_send  # noqa: E402
+from realtime.client import keep_server_send  # noqa: E402
+from realtime.lifespan import with_lifespan  # noqa: E402
 from realtime.origins import OriginCheck  # noqa: E402
 from realtime.outbox import with_relay  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.startup import announce_start, tune_process  # noqa: E402
 
 # with_relay: the first scope starts this process' outbox relay (daphne has no lifespan).
-application = with_relay(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": keep_server_send(
-                OriginCheck(
-                    AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-                )
-            ),
-        }
+# with_lifespan: uvicorn's shutdown stops the node and closes its Redis clients.
+application = with_lifespan(
+    with_relay(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": keep_server_send(
+                    OriginCheck(
+                        AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+                    )
+                ),
+            }
+        )
     )
 )
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from realtime.redis_clients import retry_once
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -41,6 +43,7 @@ DEBUG = env_bool("DJANGO_DEBUG", True)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
+    "realtime",
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -51,7 +54,6 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "channels",
-    "realtime",
     "jobs",
 ]
 
@@ -157,27 +159,35 @@ SIMPLE_JWT = {
 # --- Channel layer --------------------------------------------------------------
 # REDIS_URL unset: the in-memory layer (one process, the embedded default).
 # REDIS_URL set: channels-redis' pub/sub layer, shared by any number of processes.
-REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Several comma-separated URLs: the layer shards its groups over the hosts, and
+# each channel's stream lives on one of them (realtime.redis_clients).
+REDIS_URLS = env_list("REDIS_URL")
+REDIS_URL = REDIS_URLS[0] if REDIS_URLS else ""
 CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "").strip() or "paychain"
-if REDIS_URL:
+# Strings of any form; the first encrypts, all decrypt (rotation). Encrypts the
+# layer's messages and the history at rest in Redis.
+ENCRYPTION_KEYS = env_list("REALTIME_ENCRYPTION_KEYS")
+if REDIS_URLS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
-                        "address": REDIS_URL,
+                        "address": url,
                         # redis-py 8 defaults to 5 s; a publish must give up
                         # before the broadcast view's own deadline.
                         "socket_timeout": 4,
                         "socket_connect_timeout": 3,
                         "health_check_interval": 15,
+                        # A command on a connection Redis dropped (a restart)
+                        # is retried once on a fresh one.
+                        **retry_once(),
                     }
+                    for url in REDIS_URLS
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
-                # JSON on the wire: realtime.streams publishes to the groups
-                # from a Redis script, in this format.
-                "serializer_format": "json",
+                **({"symmetric_encryption_keys": ENCRYPTION_KEYS} if ENCRYPTION_KEYS else {}),
                 # Group membership here is a live SUBSCRIBE held by each
                 # process, so it has no expiry: a socket open longer than this
                 # keeps receiving (tests/test_live_cluster.py). Read for
@@ -190,7 +200,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            # One hub channel per process receives every publication: never drop
+            # One node channel per process receives every publication: never drop
             # one because a burst filled the default capacity of 100.
             "CONFIG": {"capacity": 100_000, "expiry": 60},
         }
@@ -208,6 +218,8 @@ REALTIME = {
     "RATE_LIMIT_FRAMES": env_int("REALTIME_RATE_LIMIT_FRAMES", 100),
     "RATE_LIMIT_SECONDS": float(os.environ.get("REALTIME_RATE_LIMIT_SECONDS", "") or 10),
     "MAX_SUBSCRIPTIONS": env_int("REALTIME_MAX_SUBSCRIPTIONS", 100),
+    "MAX_SOCKET_BUFFER_BYTES": env_int("REALTIME_MAX_SOCKET_BUFFER_BYTES", 1024 * 1024),
+    "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
     "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 20),
     "HISTORY_SIZE": env_int("REALTIME_HISTORY_SIZE", 100),
     "HISTORY_TTL": env_int("REALTIME_HISTORY_TTL", 600),
@@ -226,6 +238,10 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        # One line per Redis outage from channels-redis, not a traceback a second.
+        "redis_outage": {"()": "realtime.logfilters.RedisOutageFilter"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
@@ -234,6 +250,7 @@ LOGGING = {
         "realtime": {"level": LOG_LEVEL},
         "jobs": {"level": LOG_LEVEL},
         "paychain": {"level": LOG_LEVEL},
+        "channels_redis.pubsub": {"filters": ["redis_outage"]},
         # runserver's access log: once, in our format.
         "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },

@@ -12,8 +12,6 @@ from .conf import realtime_settings
 
 @register(Tags.security, deploy=True)
 def realtime_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    from paychain.settings import DEFAULT_SECRET_KEY
-
     found: list[Warning] = []
     if settings.DEBUG:
         found.append(
@@ -23,7 +21,8 @@ def realtime_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Warni
                 id="realtime.W001",
             )
         )
-    if settings.SECRET_KEY == DEFAULT_SECRET_KEY:
+    # Django's own marker of a key made for development.
+    if settings.SECRET_KEY.startswith("django-insecure-"):
         found.append(
             Warning(
                 "SECRET_KEY is the development default: anyone can forge access tokens.",

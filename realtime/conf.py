@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_SECONDS": 10.0,
     # Subscriptions per socket, its personal channel not counted.
     "MAX_SUBSCRIPTIONS": 100,
+    # Bytes waiting in the server for one socket (beyond what its transport
+    # holds). Past it the socket is a slow consumer: `error` `slow_consumer`,
+    # then close 4009 (dropped if that close cannot be written within 5 s).
+    "MAX_SOCKET_BUFFER_BYTES": 1024 * 1024,
+    # Keys that encrypt publications at rest in Redis: the channel layer's
+    # messages and the history (realtime.crypto). Empty: no encryption.
+    "ENCRYPTION_KEYS": [],
     # Open sockets per user, across every process sharing Redis; the newest
     # beyond it is closed with 4029.
     "MAX_SOCKETS_PER_USER": 20,

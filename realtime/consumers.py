@@ -2,11 +2,14 @@
 The `/ws` consumer: translates frames into calls, and nothing more.
 
 Parsing and the message shapes live in `realtime.protocol`; who may join a
-channel in `realtime.permissions`; channel membership and fan-out in
-`realtime.fanout`. A bad frame is answered with a typed `error` and never
-closes a healthy connection; the documented exceptions (oversized frame,
-flooding, bad or expired token, too many sockets) send an `error` carrying
-the reason and then close with their code.
+channel in `realtime.permissions`; channel membership and delivery in
+`realtime.node`, and every write to the socket goes through its
+`realtime.client.Client` (bounded: a socket that stops reading is cut off).
+Whatever ends the consumer, its socket leaves the node. A bad frame is
+answered with a typed `error` and never closes a healthy connection; the
+documented exceptions (oversized frame, flooding, bad or expired token, too
+many sockets, a slow consumer) send an `error` carrying the reason and then
+close with their code.
 """
 
 from __future__ import annotations
@@ -23,23 +26,25 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol
 from .auth import SocketAuthError, aauthenticate_token
+from .broker import Position, parse_since
+from .client import SERVER_SEND, Client
 from .conf import realtime_settings
-from .fanout import SERVER_SEND, Hub, JoinError, LocalSocket, counters, get_hub
+from .node import JoinError, Node, get_node
 from .permissions import acan_subscribe, personal_channel
 from .presence import presence_enabled
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
-from .streams import Position, get_streams, parse_since
+from .servers.extension import transport_of
 
 logger = logging.getLogger(__name__)
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
-    # Sockets get no layer channel of their own: the process' hub is the
-    # group member and writes publications to them (see realtime.fanout).
+    # Sockets get no layer channel of their own: the process' node is the
+    # group member and writes publications to them (see realtime.node).
     channel_layer_alias = "realtime.sockets-have-no-layer-channel"
 
-    hub: Hub
-    socket: LocalSocket | None = None
+    node: Node
+    socket: Client | None = None
     user: Any = None
     closing = False
     _frames: deque[float] | None = None
@@ -54,15 +59,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # An exception, a broken transport or a server error ends the
+            # consumer without websocket.disconnect: leave the node all the same.
+            self.forget_socket()
+
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         await self.disconnect(message.get("code", CloseCode.NORMAL))
         raise StopConsumer()
+
+    def forget_socket(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self.socket is not None:
+            self.socket.disconnected()
+            self.node.detach(self.socket)
 
     # --- life cycle -----------------------------------------------------------------
 
     async def connect(self) -> None:
         try:
-            self.hub = await get_hub()
+            self.node = await get_node()
         except Exception as exc:
             # The channel layer (Redis) is away: say so; clients reconnect.
             logger.warning("Refusing a socket: the channel layer failed: %s", exc)
@@ -87,16 +108,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     CloseCode.UNAUTHORIZED,
                 )
                 return
-        # Held: nothing published reaches the socket before `connected`.
-        self.socket = self.hub.attach(self.scope.get(SERVER_SEND, self.base_send), held=True)
-        if user is not None and not await self.sign_in(user):
+        self.socket = self.node.attach(
+            self.scope.get(SERVER_SEND, self.base_send), transport_of(self.scope)
+        )
+        if user is not None and not await self.claim_slot(user):
             return
         self.expire_at(self.scope.get("token_expires_at"))
+        # The personal channel is joined before `connected` and held until
+        # it is written: nothing reaches the socket before `connected`, and
+        # nothing published to the user after it is missed.
+        if user is not None and not await self.join_personal_channel(user, hold=True):
+            return
         data: dict[str, Any] = {"connection_id": self.socket.id}
-        if self.user is not None:
-            data.update(user_id=self.user.pk, user_type=self.user.user_type)
+        if user is not None:
+            data.update(user_id=user.pk, user_type=user.user_type)
         await self.send_message(protocol.envelope(ServerType.CONNECTED, data))
-        await self.socket.release()
+        if user is not None:
+            await self.node.release(self.socket, personal_channel(user.pk), after=0, replay=[])
         logger.info(
             "Client %s connected%s",
             self.socket.id,
@@ -104,17 +132,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
         if self.socket is not None:
-            self.hub.detach(self.socket)
             logger.info("Client %s disconnected (code %s)", self.socket.id, code)
+        self.forget_socket()
 
     async def sign_in(self, user: Any) -> bool:
         """Make the socket this user's: count it against their limit of open
         sockets and subscribe it to their personal channel."""
+        return await self.claim_slot(user) and await self.join_personal_channel(user)
+
+    async def claim_slot(self, user: Any) -> bool:
+        """Count the socket against its user's limit of open sockets."""
         assert self.socket is not None
-        if not await self.hub.claim_user_slot(
+        if not await self.node.claim_user_slot(
             self.socket, user.pk, user.user_type, realtime_settings.MAX_SOCKETS_PER_USER
         ):
             await self.refuse(
@@ -124,8 +154,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             return False
         self.user = user
+        return True
+
+    async def join_personal_channel(self, user: Any, *, hold: bool = False) -> bool:
+        assert self.socket is not None
         try:
-            await self.hub.subscribe(self.socket, personal_channel(user.pk))
+            await self.node.subscribe(self.socket, personal_channel(user.pk), hold=hold)
         except JoinError as exc:
             await self.refuse(
                 ErrorCode.SERVICE_UNAVAILABLE,
@@ -154,18 +188,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
-        if self.socket is not None:
-            self.hub.detach(self.socket)
-        await self.send_error(ProtocolError(code, message))
-        await self.close(close_code)
         logger.info("Closing client socket with %s: %s", close_code, message)
+        socket = self.socket
+        if socket is None:
+            await self.send_error(ProtocolError(code, message))
+            await self.close(close_code)
+            return
+        self.node.detach(socket)
+        self.node.counters.errors_sent += 1
+        await socket.close(close_code, last_words=protocol.encode(protocol.error(code, message)))
 
     # --- frames -----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing or self.socket is None:
             return
-        counters.received += 1
+        self.node.counters.received += 1
         if self.flooding():
             await self.refuse(ErrorCode.RATE_LIMITED, "Rate limit exceeded", CloseCode.RATE_LIMITED)
             return
@@ -192,10 +230,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return False
 
     async def send_message(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=protocol.encode(message))
+        text = protocol.encode(message)
+        if self.socket is None:
+            await self.send(text_data=text)
+        else:
+            await self.socket.write(text, len(text.encode()))
 
     async def send_error(self, exc: ProtocolError) -> None:
-        counters.errors_sent += 1
+        if self.socket is not None:
+            self.node.counters.errors_sent += 1
         await self.send_message(exc.as_message())
 
     # --- client frames -------------------------------------------------------------------
@@ -211,8 +254,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 '\'since\' must map channels to {"offset": int, "epoch": str}.',
                 field="since",
             )
+        requested = protocol.requested_channels(frame.body)
+        counted = self.socket.channels - self.own_channels()
+        limit = realtime_settings.MAX_SUBSCRIPTIONS
+        new = {n for n in requested if isinstance(n, str) and n not in self.socket.channels}
+        if len(counted) + len(new) > limit:
+            # Refused whole, before any permission lookup.
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"A connection may hold at most {limit} subscriptions; it holds {len(counted)}.",
+                limit=limit,
+            )
         wanted: list[tuple[str, Position | None]] = []
-        for name in protocol.requested_channels(frame.body):
+        for name in requested:
             if not protocol.is_valid_channel(name):
                 await self.send_error(protocol.invalid_channel(name))
             elif name in since and parse_since(since[name]) is None:
@@ -234,28 +288,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
             else:
                 wanted.append((name, parse_since(since.get(name))))
-        counted = self.socket.channels - self.own_channels()
-        new = {name for name, _ in wanted if name not in self.socket.channels}
-        limit = realtime_settings.MAX_SUBSCRIPTIONS
-        if len(counted) + len(new) > limit:
-            raise ProtocolError(
-                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-                f"A connection may hold at most {limit} subscriptions; it holds {len(counted)}.",
-                limit=limit,
-            )
         positions: dict[str, dict[str, Any]] = {}
         catch_up: list[tuple[str, int, list[tuple[int, str]]]] = []
-        streams = get_streams()
         for name, position in wanted:
             try:
                 # Held from before the join until the history is written: no
                 # publication is missed or written twice in between.
-                await self.hub.subscribe(self.socket, name, hold=True)
-                snapshot = await streams.snapshot(
+                await self.node.subscribe(self.socket, name, hold=True)
+                snapshot = await self.node.broker.snapshot(
                     name, after=None if position is None else position.offset
                 )
             except Exception as exc:
-                self.hub.unsubscribe(self.socket, name)
+                self.node.unsubscribe(self.socket, name)
                 await self.send_error(
                     ProtocolError(
                         ErrorCode.SERVICE_UNAVAILABLE,
@@ -280,7 +324,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
             )
         for name, after, replay in catch_up:
-            await self.hub.release(self.socket, name, after=after, replay=replay)
+            await self.node.release(self.socket, name, after=after, replay=replay)
 
     async def on_unsubscribe(self, frame: ClientFrame) -> None:
         assert self.socket is not None
@@ -288,7 +332,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for name in protocol.requested_channels(frame.body):
             if not protocol.is_valid_channel(name):
                 await self.send_error(protocol.invalid_channel(name))
-            elif self.hub.unsubscribe(self.socket, name):
+            elif self.node.unsubscribe(self.socket, name):
                 removed.append(name)
         await self.send_message(protocol.envelope(ServerType.UNSUBSCRIBED, {"channels": removed}))
 
@@ -343,7 +387,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(
                 ErrorCode.PRESENCE_DISABLED, "This channel keeps no presence.", channel=name
             )
-        users = await self.hub.presence.users(name)
+        users = await self.node.presence.users(name)
         await self.send_message(
             protocol.envelope(ServerType.PRESENCE, {"channel": name, "users": users})
         )

@@ -4,34 +4,24 @@ without, this process' own."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
 
 from .conf import realtime_settings
-from .fanout import connection_stats, counters
+from .node import local_report
+from .redis_clients import sync_client as _redis
 from .registry import processes_key, sum_process_reports
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def _redis_client(url: str, timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
-def _redis() -> redis.Redis:
-    return _redis_client(settings.REDIS_URL, realtime_settings.HEALTH_TIMEOUT)
-
-
 def channel_layer_problem() -> str | None:
     """None when the channel layer answers; else why not."""
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URLS:
         return None
     try:
         _redis().ping()
@@ -41,16 +31,17 @@ def channel_layer_problem() -> str | None:
 
 
 def local() -> dict[str, Any]:
+    report = local_report()
     return {
-        "connections": connection_stats(),
-        "messages": dataclasses.asdict(counters),
+        "connections": {"total": report["total"], "by_channel": report["by_channel"]},
+        "messages": report["messages"],
         "processes": 1,
     }
 
 
 def cluster() -> dict[str, Any]:
     """Connections and message counters of every live process."""
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URLS:
         return local()
     try:
         reports = _redis().hvals(processes_key(realtime_settings.REDIS_PREFIX))

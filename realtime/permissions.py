@@ -5,7 +5,9 @@ Who may subscribe to which channel: the rules, in one place.
   everyone, anonymous sockets included;
 * `payments`: employers;
 * `user.<id>`: that user only (their personal channel);
-* `job.<id>`: that job's employer and its worker;
+* channels of a registered pattern (`register_channel_rule`): what that
+  app's rule says; the jobs app registers `job.<id>` (that job's employer and
+  its worker), so this module knows no marketplace;
 * anything else: nobody, unless the project's own rule function
   (REALTIME["CHANNEL_RULE"], a dotted path) allows it.
 
@@ -22,14 +24,25 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from .conf import realtime_settings
 
 USER_CHANNEL_RE = re.compile(r"user\.(\d{1,18})")
-JOB_CHANNEL_RE = re.compile(r"job\.(\d{1,18})")
 EMPLOYERS_ONLY = frozenset({"payments"})
+
+# (pattern, rule(user, match) -> bool, needs the database), registered by apps.
+ChannelRule = Callable[[Any, "re.Match[str]"], bool]
+_rules: list[tuple[re.Pattern[str], ChannelRule, bool]] = []
+
+
+def register_channel_rule(pattern: str, rule: ChannelRule, *, needs_database: bool = True) -> None:
+    """Let an app decide who may subscribe to the channels that fully match
+    `pattern` (a regular expression) among authenticated users. The rule is
+    called as `rule(user, match)`; with `needs_database` it runs in a thread."""
+    compiled = re.compile(pattern)
+    _rules[:] = [r for r in _rules if r[0].pattern != compiled.pattern]
+    _rules.append((compiled, rule, needs_database))
 
 
 def personal_channel(user_id: int) -> str:
@@ -58,20 +71,17 @@ def can_subscribe(user: Any, channel: str) -> bool:
     match = USER_CHANNEL_RE.fullmatch(channel)
     if match:
         return int(match.group(1)) == user.pk
-    match = JOB_CHANNEL_RE.fullmatch(channel)
-    if match:
-        from jobs.models import Job
-
-        return (
-            Job.objects.filter(pk=int(match.group(1)))
-            .filter(Q(employer_id=user.pk) | Q(worker_id=user.pk))
-            .exists()
-        )
+    for pattern, app_rule, _ in _rules:
+        found = pattern.fullmatch(channel)
+        if found:
+            return bool(app_rule(user, found))
     return False
 
 
 def _needs_database(channel: str) -> bool:
-    return JOB_CHANNEL_RE.fullmatch(channel) is not None or bool(realtime_settings.CHANNEL_RULE)
+    if realtime_settings.CHANNEL_RULE:
+        return True
+    return any(needs and pattern.fullmatch(channel) for pattern, _, needs in _rules)
 
 
 async def acan_subscribe(user: Any, channel: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,11 @@ class ServerType:
     AUTHENTICATED = "authenticated"
     PRESENCE = "presence"
     ERROR = "error"
+    # "Reload this channel's state": publications were lost for good (the
+    # history no longer holds them); live delivery goes on after it.
+    RESYNC = "resync"
+    USER_ONLINE = "user_online"
+    USER_OFFLINE = "user_offline"
 
 
 class ClientType:
@@ -64,6 +70,7 @@ class ErrorCode:
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     PRESENCE_DISABLED = "presence_disabled"
+    SLOW_CONSUMER = "slow_consumer"
 
 
 class CloseCode:
@@ -74,6 +81,7 @@ class CloseCode:
     NORMAL = 1000
     UNAUTHORIZED = 4001
     RATE_LIMITED = 4008
+    SLOW_CONSUMER = 4009
     MESSAGE_TOO_BIG = 4013
     TOO_MANY_CONNECTIONS = 4029
     SERVICE_UNAVAILABLE = 4503
@@ -171,6 +179,10 @@ def parse_frame(text: str | None, bytes_data: bytes | None, *, max_bytes: int) -
         raise ProtocolError(ErrorCode.INVALID_JSON, "JSON is nested too deeply.") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"Frame is not valid JSON: {exc}") from None
+    if SURROGATE_ESCAPE_RE.search(text) and not is_valid_unicode(body):
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON, "Frame is not valid JSON: a string holds a lone surrogate."
+        )
     if not isinstance(body, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "A frame must be a JSON object.")
     kind = body.get("type")
@@ -185,6 +197,34 @@ def parse_frame(text: str | None, bytes_data: bytes | None, *, max_bytes: int) -
             field="type",
         )
     return ClientFrame(type=kind, body=body)
+
+
+# A JSON escape of a UTF-16 surrogate (\\ud800-\\udfff). A valid pair decodes to
+# one character; a lone one decodes to a str that cannot be encoded to UTF-8.
+SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def is_valid_unicode(value: Any) -> bool:
+    """True when every string in a decoded JSON value can be sent as UTF-8."""
+    try:
+        for text in _strings(value):
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def requested_channels(body: dict[str, Any]) -> list[Any]:

@@ -20,12 +20,15 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from . import redis_clients
 from .conf import realtime_settings
 
 logger = logging.getLogger(__name__)
 
 REGISTRY_TTL = 30.0
-REFRESH_EVERY = 10.0
+# How often a process refreshes its entries here and in presence (whose
+# entries lapse sooner, see realtime.presence.PRESENCE_TTL).
+REFRESH_EVERY = 5.0
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
@@ -72,10 +75,8 @@ class LocalRegistry:
 
 
 class RedisRegistry:
-    def __init__(self, url: str, prefix: str) -> None:
-        from .streams import redis_client
-
-        self.redis = redis_client(url)
+    def __init__(self, prefix: str) -> None:
+        self.redis = redis_clients.clients().primary
         self.prefix = prefix
         self._acquire = self.redis.register_script(_ACQUIRE)
 
@@ -108,10 +109,7 @@ class RedisRegistry:
             pipe.expire(self._key(user_id), math.ceil(REGISTRY_TTL) + 60)
             count += 1
         if count:
-            try:
-                await pipe.execute()
-            except aioredis.RedisError as exc:
-                logger.warning("Refreshing %s socket entries failed: %s", count, exc)
+            await pipe.execute()
 
     async def report(self, process_id: str, stats: dict[str, Any]) -> None:
         """This process' connection counts and message counters, for the
@@ -124,7 +122,7 @@ class RedisRegistry:
         await pipe.execute()
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        return None  # the clients are closed with the loop's others
 
 
 def processes_key(prefix: str) -> str:
@@ -155,6 +153,6 @@ def sum_process_reports(reports: Iterable[bytes | str], *, now: float) -> dict[s
 
 
 def make_registry() -> LocalRegistry | RedisRegistry:
-    if settings.REDIS_URL:
-        return RedisRegistry(settings.REDIS_URL, realtime_settings.REDIS_PREFIX)
+    if settings.REDIS_URLS:
+        return RedisRegistry(realtime_settings.REDIS_PREFIX)
     return LocalRegistry()

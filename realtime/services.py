@@ -3,8 +3,9 @@ The publishing service: the only way anything is sent to a channel.
 
 Views, signals, the admin and management commands all call `publish` (sync)
 or `apublish` (async). A publication is serialized here, once per channel,
-and handed to the channel layer as a finished frame; each process' hub
-writes that frame to its local subscribers (see `realtime.fanout`).
+and handed to the broker, which gives it its position and history and sends
+the finished frame to the channel's group; each process' node writes that
+frame to its local subscribers (see `realtime.broker` and `realtime.node`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from . import protocol
+from .broker import get_broker
 from .conf import realtime_settings
-from .fanout import GROUP_ALL, PUBLICATION, counters
-from .streams import get_streams
+from .node import counters
 
 logger = logging.getLogger(__name__)
 
@@ -59,34 +59,24 @@ async def apublish(
     """Send one message to the subscribers of `channel` and/or `channels`, or
     to every connected client when neither is given. Every copy carries the
     same `id` and its own `channel`, `offset` and `epoch` (see
-    realtime.streams). With `message_id` given, publishing is idempotent: the
+    realtime.broker). With `message_id` given, publishing is idempotent: the
     same id to the same channel within a day delivers nothing again.
     Raises PublishError when the channel layer fails or does not answer
     within REALTIME["LAYER_TIMEOUT"] seconds."""
     targets = _targets(channel, channels)
     idempotent = message_id is not None
     message_id = message_id or protocol.new_message_id()
-    layer = get_channel_layer()
-    if layer is None:
-        raise PublishError("No channel layer is configured.")
     try:
         async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
-            streams = get_streams()
-            if not targets and not (idempotent and await streams.seen_before(f"{message_id}:*")):
+            broker = get_broker()
+            if not targets:
                 frame = protocol.encode(protocol.envelope(type, data or {}, id=message_id))
-                await layer.group_send(
-                    GROUP_ALL, {"type": PUBLICATION, "channel": None, "frame": frame}
-                )
-                if idempotent:
-                    # Marked once sent: a failed send can be retried.
-                    await streams.mark_seen(f"{message_id}:*")
+                await broker.publish_all(frame, dedupe_key=message_id if idempotent else None)
             for target in targets:
                 prefix = protocol.encode(
                     protocol.envelope(type, data or {}, channel=target, id=message_id)
                 )[:-1]
-                await streams.publish(
-                    target, prefix, dedupe_key=f"{message_id}:{target}" if idempotent else None
-                )
+                await broker.publish(target, prefix, dedupe_key=message_id if idempotent else None)
     except TimeoutError:
         raise PublishError(
             f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."

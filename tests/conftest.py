@@ -10,10 +10,10 @@ import redis
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from realtime import presence, streams
+from realtime import broker, presence
 from realtime.conf import realtime_settings
 
-from .live import LiveServer, RedisServer, base_env, migrated_database
+from .live import SERVER_COMMANDS, LiveServer, RedisServer, base_env, migrated_database
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -28,7 +28,7 @@ def _fresh_in_memory_layer(settings) -> Iterator[None]:
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         async_to_sync(layer.flush)()
-    streams._memory.clear()
+    broker.forget_brokers()
     presence._local.clear()
     realtime_settings.reload()
 
@@ -64,8 +64,9 @@ def own_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def daphne_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., LiveServer]]:
-    """Start daphne processes on free ports. Servers of one test share one
-    SQLite file and one channel-layer prefix (their own Redis namespace)."""
+    """Start server processes on free ports: daphne through the launcher, or
+    `command`. Servers of one test share one SQLite file and one channel-layer
+    prefix (their own Redis namespace)."""
     servers: list[LiveServer] = []
     database = migrated_database(tmp_path)
     prefix = f"test-{uuid.uuid4().hex[:10]}"
@@ -90,6 +91,26 @@ def daphne_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Liv
 @pytest.fixture
 def daphne_server(daphne_factory: Callable[..., LiveServer]) -> LiveServer:
     return daphne_factory()
+
+
+@pytest.fixture(params=["uvicorn", "daphne"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """Which server `server_factory` starts: a test that uses it runs under
+    both (narrow it with `@pytest.mark.parametrize("server_kind", [...])`)."""
+    return request.param
+
+
+@pytest.fixture
+def server_factory(
+    daphne_factory: Callable[..., LiveServer], server_kind: str
+) -> Callable[..., LiveServer]:
+    """`daphne_factory`, starting `kind` (default: this test's `server_kind`):
+    "uvicorn" (the production command), "daphne" or "runserver"."""
+
+    def start(*, kind: str | None = None, **env: str) -> LiveServer:
+        return daphne_factory(command=SERVER_COMMANDS[kind or server_kind], **env)
+
+    return start
 
 
 def _raise_open_file_limit() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 
 import pytest
@@ -12,7 +11,7 @@ import websockets
 
 from realtime.protocol import CloseCode, ErrorCode
 
-from .live import wait_for
+from .live import PRODUCTION_COMMAND, RUNSERVER_COMMAND, wait_for
 from .wsclient import connect, recv_json, recv_nothing, send_json, subscribe
 
 pytestmark = pytest.mark.live
@@ -166,9 +165,7 @@ async def test_broadcast_and_health_answer_503_within_5s_when_redis_does_not_ans
 
 
 async def test_runserver_serves_the_socket_through_daphne(daphne_factory):
-    server = daphne_factory(
-        command=[sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:{port}"]
-    )
+    server = daphne_factory(command=RUNSERVER_COMMAND)
     ws, hello = await connect(server.ws_url + "/")
     await subscribe(ws, "jobs")
     assert server.post("/broadcast/", json=SEED_BROADCAST).status_code == 202
@@ -201,26 +198,8 @@ async def test_two_processes_on_one_redis_deliver_each_broadcast_exactly_once(
         await ws.close()
 
 
-PRODUCTION_SERVER = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "paychain.asgi:application",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "{port}",
-    "--ws",
-    "websockets-sansio",
-    "--ws-per-message-deflate",
-    "false",
-    "--lifespan",
-    "off",
-]
-
-
 async def test_the_production_server_command_serves_the_same_protocol(daphne_factory):
-    first = daphne_factory(command=PRODUCTION_SERVER)
+    first = daphne_factory(command=PRODUCTION_COMMAND)
     second = daphne_factory()  # daphne, on the same Redis
     on_uvicorn, _ = await connect(first.ws_url)
     on_daphne, _ = await connect(second.ws_url)

@@ -16,6 +16,8 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from jobs import services
 from paychain.asgi import application
+from realtime import consumers
+from realtime.node import get_node
 from realtime.protocol import CloseCode, ErrorCode
 from realtime.services import apublish
 
@@ -411,3 +413,57 @@ async def test_star_in_cors_origins_allows_any_origin(settings):
     )
     assert (await communicator.connect())[0]
     await communicator.disconnect()
+
+
+# --- sockets never outlive their connection ---
+
+
+async def test_a_subscribe_naming_more_channels_than_the_limit_is_refused_whole_unlooked_up(
+    settings, monkeypatch
+):
+    settings.REALTIME = {**settings.REALTIME, "MAX_SUBSCRIPTIONS": 100}
+    lookups = []
+
+    async def counted(user, channel):
+        lookups.append(channel)
+        return True
+
+    monkeypatch.setattr(consumers, "acan_subscribe", counted)
+    communicator, _ = await socket_for()
+    replies = await subscribe(communicator, *[f"job.{n}" for n in range(1, 201)])
+    assert [r["data"]["code"] for r in replies] == [ErrorCode.TOO_MANY_SUBSCRIPTIONS]
+    assert lookups == []
+    assert await communicator.receive_nothing()
+    await communicator.send_json_to({"type": "ping"})
+    assert (await communicator.receive_json_from())["type"] == "pong"
+    await communicator.disconnect()
+
+
+async def test_a_lone_surrogate_is_invalid_json_and_the_socket_lives_on():
+    communicator, _ = await socket_for()
+    await communicator.send_to(text_data='{"type":"ping","data":{"s":"\\ud800"}}')
+    reply = await communicator.receive_json_from()
+    assert reply["data"]["code"] == ErrorCode.INVALID_JSON
+    await communicator.send_to(text_data='{"type":"ping","data":{"s":"\\ud83d\\ude00"}}')
+    assert (await communicator.receive_json_from())["data"] == {"s": "\U0001f600"}
+    await communicator.disconnect()
+
+
+async def test_a_consumer_that_crashes_releases_its_slot_presence_and_count(settings, monkeypatch):
+    settings.REALTIME = {**settings.REALTIME, "MAX_SOCKETS_PER_USER": 1}
+    worker = await sync_to_async(make_worker)()
+    token = access_token(worker)
+
+    async def crash(self, frame):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setitem(consumers.RealtimeConsumer.handlers, "ping", crash)
+    node = await get_node()
+    for _ in range(3):
+        communicator, hello = await socket_for(token)
+        assert hello["type"] == "connected"
+        await communicator.send_json_to({"type": "ping"})
+        with pytest.raises(RuntimeError):
+            await communicator.wait()
+        assert node.hub.connection_stats() == {"total": 0, "by_channel": {}}
+        assert await node.presence.users(f"user.{worker.pk}") == []

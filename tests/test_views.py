@@ -130,7 +130,7 @@ def test_health_reports_the_seed_document(client, path):
 
 
 def test_health_is_503_unhealthy_when_redis_does_not_answer(client, settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URLS = [f"redis://127.0.0.1:{free_port()}/0"]
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["status"] == "unhealthy"

@@ -1,0 +1,246 @@
+"""
+One connection's outgoing side: a bounded write queue, and the way out for a
+socket that stops reading.
+
+Everything written to a socket (publications, replies, errors) goes through
+`Client.write`, in order. While the server can take more for the socket (its
+transport is below its high-water mark and nothing is queued), a frame is
+handed to the server at once; otherwise it waits in the client's queue and a
+writer task drains it as the socket drains. The queue is bounded by
+REALTIME["MAX_SOCKET_BUFFER_BYTES"]: a socket past it is a slow consumer. Its
+queue is dropped, it gets `error` `slow_consumer` if that can still be
+written, then close 4009; if that close cannot be written within
+CLOSE_TIMEOUT seconds, or the peer has not gone CLOSE_TIMEOUT seconds after
+it, the connection is aborted. No socket ever waits for another one.
+
+The transport state (writable, abort) comes from the ASGI server adapters in
+realtime.servers (the production uvicorn protocol and the development daphne
+server). Under any other server a Client still bounds its queue, but can only
+close, not abort, and sees the server's buffer only through `send` blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .servers.extension import SocketTransport
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Seconds a closing socket has to take its close frame, and then to go.
+CLOSE_TIMEOUT = 5.0
+
+
+class Client:
+    """An open socket on this process: who it is, what it holds, and its writes."""
+
+    __slots__ = (
+        "id",
+        "channels",
+        "user_id",
+        "user_type",
+        "holds",
+        "limit",
+        "closing",
+        "gone",
+        "_send",
+        "_transport",
+        "_queue",
+        "_queued",
+        "_writer",
+        "_on_failure",
+        "_on_slow",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        transport: SocketTransport | None,
+        *,
+        limit: int,
+        on_failure: Callable[[Client], None],
+        on_slow: Callable[[Client], None],
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.channels: set[str] = set()
+        self.user_id: int | None = None
+        self.user_type: str = ""
+        # Channels whose publications are kept back while the socket catches
+        # up on their history: channel -> [(offset, frame)].
+        self.holds: dict[str, list[tuple[int | None, str]]] | None = None
+        self.limit = limit
+        self.closing = False  # no more writes: slow, failed or closing
+        self.gone = False  # the server told us the connection ended
+        self._send = send
+        self._transport = transport
+        self._queue: deque[tuple[str, int]] = deque()
+        self._queued = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._on_failure = on_failure
+        self._on_slow = on_slow
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def can_write_now(self) -> bool:
+        """Would a frame go to the server at once, without waiting?"""
+        return (
+            not self.closing
+            and not self._queue
+            and self._writer is None
+            and self._transport is not None
+            and self._transport.is_writable()
+        )
+
+    async def write(self, frame: str, size: int) -> None:
+        """Write one text frame (`size`: its UTF-8 length). Never waits for
+        the peer: what the server cannot take now is queued, up to the limit."""
+        if self.closing:
+            return
+        if self.can_write_now():
+            try:
+                await self._send({"type": "websocket.send", "text": frame})
+            except Exception as exc:
+                self._fail(exc)
+            return
+        self._queue.append((frame, size))
+        self._queued += size
+        if self._queued > self.limit:
+            self._slow()
+        elif self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._writable()
+                if not self._queue:
+                    break  # dropped meanwhile
+                frame, size = self._queue.popleft()
+                self._queued -= size
+                await self._send({"type": "websocket.send", "text": frame})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self._writer = None
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until everything queued went to the server; False on timeout."""
+        writer = self._writer
+        if writer is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(writer)
+        except TimeoutError:
+            return False
+        return True
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.closing:
+            return
+        logger.info("Writing to client %s failed (%s); dropping it", self.id, exc)
+        self._stop_writing()
+        self._on_failure(self)
+
+    def _slow(self) -> None:
+        logger.warning(
+            "Client %s is a slow consumer (%s bytes waiting); disconnecting it",
+            self.id,
+            self._queued,
+        )
+        self._stop_writing()
+        self._on_slow(self)
+
+    def _stop_writing(self) -> None:
+        self.closing = True
+        self._queue.clear()
+        self._queued = 0
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+            self._writer = None
+
+    async def close(self, code: int, *, last_words: str | None = None) -> None:
+        """Write `last_words` (an encoded error) if given, then close with
+        `code` once what is queued went out. Bounded by CLOSE_TIMEOUT, then
+        the connection is aborted."""
+        if self.gone:
+            return
+        if last_words is not None:
+            await self.write(last_words, len(last_words.encode()))
+        self.closing = True
+        if not await self.flush(CLOSE_TIMEOUT):
+            self.abort("its queue did not drain")
+            return
+        await self._send_close(code)
+
+    async def cut_off(self, code: int, last_words: str) -> None:
+        """Close a slow socket: its queue is gone; `last_words` and the close
+        go out if the socket drains within CLOSE_TIMEOUT, else abort."""
+        await self._send_close(code, last_words)
+
+    async def _send_close(self, code: int, last_words: str | None = None) -> None:
+        if self.gone:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if last_words is not None:
+                    await self._writable()
+                    await self._send({"type": "websocket.send", "text": last_words})
+                await self._writable()
+                await self._send({"type": "websocket.close", "code": code})
+        except TimeoutError:
+            self.abort("its close could not be written")
+            return
+        except Exception as exc:
+            logger.debug("Closing client %s failed: %s", self.id, exc)
+            return
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abort_if_lingering)
+
+    async def _writable(self) -> None:
+        if self._transport is not None:
+            await self._transport.wait_writable()
+
+    def _abort_if_lingering(self) -> None:
+        if not self.gone:
+            self.abort("it did not go after its close")
+
+    def abort(self, why: str) -> None:
+        if self.gone or self._transport is None:
+            return
+        logger.info("Dropping the connection of client %s: %s", self.id, why)
+        with contextlib.suppress(Exception):
+            self._transport.abort()
+
+    def disconnected(self) -> None:
+        """The server says the connection is gone."""
+        self.gone = True
+        self._stop_writing()
+
+
+# Scope key under which the server's own `send` is kept (see keep_server_send).
+SERVER_SEND = "realtime.server_send"
+
+
+def keep_server_send(application: Any) -> Any:
+    """Outermost wrapper of the socket stack: keeps the ASGI server's own
+    `send` in the scope. Middleware below (sessions, auth) wraps `send` to
+    watch for the accept; a Client writes through the server's `send`
+    directly, one call per frame instead of one per wrapper."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Send) -> Any:
+        return await application({**scope, SERVER_SEND: send}, receive, send)
+
+    return app
