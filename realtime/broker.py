@@ -111,6 +111,12 @@ class Broker(Protocol):
         """Record and send one publication; None when `dedupe_key` was seen
         on this channel."""
 
+    async def publish_many(
+        self, records: Sequence[tuple[str, str, str | None]]
+    ) -> list[Position | None]:
+        """`publish` for each (channel, prefix, dedupe_key), in order, the
+        Redis work pipelined."""
+
     async def publish_all(self, frame: str, *, dedupe_key: str | None = None) -> bool:
         """Send a frame to every connected client (no position); False when
         `dedupe_key` was seen."""
@@ -155,6 +161,11 @@ class MemoryBroker:
             group_for(channel), layer_message(channel, frame, offset=offset, epoch=self.epoch)
         )
         return Position(offset, self.epoch)
+
+    async def publish_many(
+        self, records: Sequence[tuple[str, str, str | None]]
+    ) -> list[Position | None]:
+        return [await self.publish(c, p, dedupe_key=d) for c, p, d in records]
 
     async def publish_all(self, frame: str, *, dedupe_key: str | None = None) -> bool:
         now = time.time()
@@ -249,13 +260,15 @@ class RedisBroker:
     async def publish(
         self, channel: str, prefix: str, *, dedupe_key: str | None = None
     ) -> Position | None:
+        return (await self.publish_many([(channel, prefix, dedupe_key)]))[0]
+
+    def _publish_args(self, channel: str, prefix: str, dedupe_key: str | None) -> dict[str, Any]:
         meta, history = self._keys(channel)
         seen = f"{meta}:seen:{dedupe_key}" if dedupe_key else f"{meta}:unused"
-        payload = self.cipher.encrypt(prefix) if self.cipher else prefix
-        offset, epoch = await self._publish[self._shard(channel)](
-            keys=[meta, history, seen],
-            args=[
-                payload,
+        return {
+            "keys": [meta, history, seen],
+            "args": [
+                self.cipher.encrypt(prefix) if self.cipher else prefix,
                 new_epoch(),
                 f"{time.time():.3f}",
                 realtime_settings.HISTORY_SIZE,
@@ -264,16 +277,40 @@ class RedisBroker:
                 "1" if dedupe_key else "0",
                 DEDUPE_TTL,
             ],
-        )
-        if int(offset) == 0:
-            return None
-        position = Position(int(offset), _text(epoch))
-        frame = frame_with_position(prefix, position.offset, position.epoch)
-        await self.layer.group_send(
-            group_for(channel),
-            layer_message(channel, frame, offset=position.offset, epoch=position.epoch),
-        )
-        return position
+        }
+
+    async def publish_many(
+        self, records: Sequence[tuple[str, str, str | None]]
+    ) -> list[Position | None]:
+        # Record every publication (one pipeline per host), then send each
+        # recorded one to its group, in order.
+        by_host: dict[int, list[int]] = collections.defaultdict(list)
+        for index, (channel, _, _) in enumerate(records):
+            by_host[self._shard(channel)].append(index)
+        results: list[Any] = [None] * len(records)
+        for host, indexes in by_host.items():
+            if len(indexes) == 1:
+                index = indexes[0]
+                results[index] = await self._publish[host](**self._publish_args(*records[index]))
+                continue
+            pipe = self.clients.hosts[host].pipeline(transaction=False)
+            for index in indexes:
+                await self._publish[host](**self._publish_args(*records[index]), client=pipe)
+            for index, result in zip(indexes, await pipe.execute(), strict=True):
+                results[index] = result
+        positions: list[Position | None] = []
+        for (channel, prefix, _), (offset, epoch) in zip(records, results, strict=True):
+            if int(offset) == 0:
+                positions.append(None)
+                continue
+            position = Position(int(offset), _text(epoch))
+            frame = frame_with_position(prefix, position.offset, position.epoch)
+            await self.layer.group_send(
+                group_for(channel),
+                layer_message(channel, frame, offset=position.offset, epoch=position.epoch),
+            )
+            positions.append(position)
+        return positions
 
     async def publish_all(self, frame: str, *, dedupe_key: str | None = None) -> bool:
         key = f"{self.prefix}:published-all:{dedupe_key}"

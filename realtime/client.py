@@ -1,22 +1,23 @@
 """
-One connection's outgoing side: a bounded write queue, and the way out for a
-socket that stops reading.
+One connection's outgoing side: frames written once, coalesced, bounded, and
+the way out for a socket that stops reading.
 
 Everything written to a socket (publications, replies, errors) goes through
-`Client.write`, in order. While the server can take more for the socket (its
-transport is below its high-water mark and nothing is queued), a frame is
-handed to the server at once; otherwise it waits in the client's queue and a
-writer task drains it as the socket drains. The queue is bounded by
-REALTIME["MAX_SOCKET_BUFFER_BYTES"]: a socket past it is a slow consumer. Its
-queue is dropped, it gets `error` `slow_consumer` if that can still be
-written, then close 4009; if that close cannot be written within
-CLOSE_TIMEOUT seconds, or the peer has not gone CLOSE_TIMEOUT seconds after
-it, the connection is aborted. No socket ever waits for another one.
+`Client.write`, in order, and never waits. Under our servers (realtime.servers)
+a message's frame bytes, built once for all its sockets (realtime.wsframe), go
+straight to the socket's transport: what a socket is given during one turn of
+the event loop is joined into one write at the end of that turn. While the
+transport is above its high-water mark (the peer is not reading), messages
+wait in the client's queue and a writer task writes them as the socket drains.
+The queue is bounded by REALTIME["MAX_SOCKET_BUFFER_BYTES"]: a socket past it
+is a slow consumer. Its queue is dropped, it gets `error` `slow_consumer` if
+that can still be written, then close 4009; if that close cannot be written
+within CLOSE_TIMEOUT seconds, or the peer has not gone CLOSE_TIMEOUT seconds
+after it, the connection is aborted. No socket ever waits for another one.
 
-The transport state (writable, abort) comes from the ASGI server adapters in
-realtime.servers (the production uvicorn protocol and the development daphne
-server). Under any other server a Client still bounds its queue, but can only
-close, not abort, and sees the server's buffer only through `send` blocking.
+Under any other server (the in-process test communicator, a bare daphne or
+uvicorn) a Client writes text through ASGI `send` from its writer task; it
+still bounds its queue, but can only close, not abort.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .servers.extension import SocketTransport
+from .wsframe import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Seconds a closing socket has to take its close frame, and then to go.
 CLOSE_TIMEOUT = 5.0
+# Most bytes the writer joins into one write while a socket drains.
+DRAIN_CHUNK = 256 * 1024
 
 
 class Client:
@@ -53,9 +57,11 @@ class Client:
         "gone",
         "_send",
         "_transport",
+        "_pending",
         "_queue",
         "_queued",
         "_writer",
+        "_on_pending",
         "_on_failure",
         "_on_slow",
         "__weakref__",
@@ -67,6 +73,7 @@ class Client:
         transport: SocketTransport | None,
         *,
         limit: int,
+        on_pending: Callable[[Client], None],
         on_failure: Callable[[Client], None],
         on_slow: Callable[[Client], None],
     ) -> None:
@@ -75,16 +82,21 @@ class Client:
         self.user_id: int | None = None
         self.user_type: str = ""
         # Channels whose publications are kept back while the socket catches
-        # up on their history: channel -> [(offset, frame)].
-        self.holds: dict[str, list[tuple[int | None, str]]] | None = None
+        # up on their history: channel -> [(offset, message)].
+        self.holds: dict[str, list[tuple[int | None, Outgoing]]] | None = None
         self.limit = limit
         self.closing = False  # no more writes: slow, failed or closing
         self.gone = False  # the server told us the connection ended
         self._send = send
         self._transport = transport
-        self._queue: deque[tuple[str, int]] = deque()
+        # Frames for the transport, written together at the end of this turn.
+        self._pending: list[bytes] = []
+        # Messages waiting for the socket to drain (or, without our
+        # transport, for the writer task).
+        self._queue: deque[Outgoing] = deque()
         self._queued = 0
         self._writer: asyncio.Task[None] | None = None
+        self._on_pending = on_pending
         self._on_failure = on_failure
         self._on_slow = on_slow
 
@@ -92,33 +104,38 @@ class Client:
     def queued_bytes(self) -> int:
         return self._queued
 
-    def can_write_now(self) -> bool:
-        """Would a frame go to the server at once, without waiting?"""
-        return (
-            not self.closing
-            and not self._queue
-            and self._writer is None
-            and self._transport is not None
-            and self._transport.is_writable()
-        )
-
-    async def write(self, frame: str, size: int) -> None:
-        """Write one text frame (`size`: its UTF-8 length). Never waits for
-        the peer: what the server cannot take now is queued, up to the limit."""
+    def write(self, message: Outgoing) -> None:
+        """Write one message. Never waits for the peer: what the server cannot
+        take now is queued, up to the limit."""
         if self.closing:
             return
-        if self.can_write_now():
-            try:
-                await self._send({"type": "websocket.send", "text": frame})
-            except Exception as exc:
-                self._fail(exc)
+        transport = self._transport
+        if transport is not None and not self._queue and transport.is_writable():
+            if not self._pending:
+                self._on_pending(self)
+            self._pending.append(message.frame)
             return
-        self._queue.append((frame, size))
-        self._queued += size
+        self._queue.append(message)
+        self._queued += message.size
         if self._queued > self.limit:
             self._slow()
         elif self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    def write_pending(self) -> None:
+        """Write what this turn gave the socket, in one write."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        if self.gone:
+            return
+        assert self._transport is not None
+        try:
+            self._transport.write(data)
+        except Exception as exc:
+            self._fail(exc)
 
     async def _drain(self) -> None:
         try:
@@ -126,9 +143,20 @@ class Client:
                 await self._writable()
                 if not self._queue:
                     break  # dropped meanwhile
-                frame, size = self._queue.popleft()
-                self._queued -= size
-                await self._send({"type": "websocket.send", "text": frame})
+                if self._transport is None:
+                    message = self._queue.popleft()
+                    self._queued -= message.size
+                    await self._send({"type": "websocket.send", "text": message.text})
+                    continue
+                self.write_pending()
+                chunk: list[bytes] = []
+                size = 0
+                while self._queue and size < DRAIN_CHUNK:
+                    message = self._queue.popleft()
+                    self._queued -= message.size
+                    chunk.append(message.frame)
+                    size += len(message.frame)
+                self._transport.write(b"".join(chunk))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -138,6 +166,7 @@ class Client:
 
     async def flush(self, timeout: float) -> bool:
         """Wait until everything queued went to the server; False on timeout."""
+        self.write_pending()
         writer = self._writer
         if writer is None:
             return True
@@ -166,6 +195,7 @@ class Client:
 
     def _stop_writing(self) -> None:
         self.closing = True
+        self._pending.clear()
         self._queue.clear()
         self._queued = 0
         if self._writer is not None and self._writer is not asyncio.current_task():
@@ -179,7 +209,7 @@ class Client:
         if self.gone:
             return
         if last_words is not None:
-            await self.write(last_words, len(last_words.encode()))
+            self.write(Outgoing(last_words))
         self.closing = True
         if not await self.flush(CLOSE_TIMEOUT):
             self.abort("its queue did not drain")
@@ -199,6 +229,7 @@ class Client:
                 if last_words is not None:
                     await self._writable()
                     await self._send({"type": "websocket.send", "text": last_words})
+                # After every frame written so far, through the same server.
                 await self._writable()
                 await self._send({"type": "websocket.close", "code": code})
         except TimeoutError:

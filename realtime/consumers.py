@@ -34,6 +34,7 @@ from .permissions import acan_subscribe, personal_channel
 from .presence import presence_enabled
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
 from .servers.extension import transport_of
+from .wsframe import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             data.update(user_id=user.pk, user_type=user.user_type)
         await self.send_message(protocol.envelope(ServerType.CONNECTED, data))
         if user is not None:
-            await self.node.release(self.socket, personal_channel(user.pk), after=0, replay=[])
+            self.node.release(self.socket, personal_channel(user.pk), after=0, replay=[])
         logger.info(
             "Client %s connected%s",
             self.socket.id,
@@ -234,7 +235,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.socket is None:
             await self.send(text_data=text)
         else:
-            await self.socket.write(text, len(text.encode()))
+            self.socket.write(Outgoing(text))
 
     async def send_error(self, exc: ProtocolError) -> None:
         if self.socket is not None:
@@ -324,7 +325,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
             )
         for name, after, replay in catch_up:
-            await self.node.release(self.socket, name, after=after, replay=replay)
+            self.node.release(self.socket, name, after=after, replay=replay)
 
     async def on_unsubscribe(self, frame: ClientFrame) -> None:
         assert self.socket is not None

@@ -3,20 +3,24 @@ The hub: which local socket is on which channel, and the writing of frames
 to them. Nothing else: it joins no group and reads no Redis (that is the
 node's job, see realtime.node).
 
-A frame is written to each socket through its Client, which never waits for
-a socket that does not read (see realtime.client). A socket holding a
-channel (catching up on its history after subscribing) keeps that channel's
-frames until it is released.
+A message is encoded and framed once (realtime.wsframe) and written to each
+socket through its Client, which never waits for a socket that does not read
+(see realtime.client). What the sockets are given during one turn of the
+event loop is written at the end of that turn, one write per socket. A socket
+holding a channel (catching up on its history after subscribing) keeps that
+channel's messages until it is released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .client import Client
+from .wsframe import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +38,23 @@ class Counters:
 
 
 class Hub:
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, loop: asyncio.AbstractEventLoop) -> None:
         self.counters = counters
+        self.loop = loop
         self.clients: dict[str, Client] = {}
         self.channels: dict[str, set[Client]] = {}
+        self._pending: list[Client] = []
+
+    def pending(self, client: Client) -> None:
+        """A socket was given frames this turn: write them at its end."""
+        if not self._pending:
+            self.loop.call_soon(self._write_pending)
+        self._pending.append(client)
+
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for client in pending:
+            client.write_pending()
 
     def add(self, client: Client) -> None:
         self.clients[client.id] = client
@@ -80,15 +97,15 @@ class Hub:
     def has_members(self, channel: str) -> bool:
         return bool(self.channels.get(channel))
 
-    async def deliver(
+    def deliver(
         self,
         channel: str | None,
-        frame: str,
+        message: Outgoing | str,
         offset: int | None = None,
         *,
         skip_user: int | None = None,
     ) -> int:
-        """Write one frame to every local socket on `channel` (every socket
+        """Write one message to every local socket on `channel` (every socket
         when None). Returns how many took it."""
         targets: Iterable[Client]
         if channel is None:
@@ -98,35 +115,36 @@ class Hub:
             if not members:
                 return 0
             targets = tuple(members)
-        size = len(frame.encode())
+        if isinstance(message, str):
+            message = Outgoing(message)
         sent = 0
         for client in targets:
             if skip_user is not None and client.user_id == skip_user:
                 continue
             if client.holds is not None and channel in client.holds:
-                client.holds[channel].append((offset, frame))
+                client.holds[channel].append((offset, message))
                 continue
-            await client.write(frame, size)
+            client.write(message)
             sent += 1
         self.counters.delivered += sent
         return sent
 
-    async def release(
+    def release(
         self, client: Client, channel: str, *, after: int, replay: Iterable[tuple[int, str]] = ()
     ) -> None:
         """End a hold: write `replay` (history, in offset order), then what
         was kept back, skipping every offset already written or not after
-        `after`; then let the channel's frames through again."""
+        `after`; then let the channel's messages through again."""
         last = after
         for offset, frame in replay:
             if offset > last:
-                await client.write(frame, len(frame.encode()))
+                client.write(Outgoing(frame))
                 last = offset
         kept = client.holds.get(channel) if client.holds else None
         while kept:
-            offset, frame = kept.pop(0)
+            offset, message = kept.pop(0)
             if offset is None or offset > last:
-                await client.write(frame, len(frame.encode()))
+                client.write(message)
                 last = offset if offset is not None else last
         self.drop_hold(client, channel)
 

@@ -75,7 +75,7 @@ class Node:
         self.layer = layer
         self.loop = asyncio.get_running_loop()
         self.counters = counters
-        self.hub = Hub(self.counters)
+        self.hub = Hub(self.counters, self.loop)
         self.broker: MemoryBroker | RedisBroker = get_broker()
         self.registry = make_registry()
         self.presence = make_presence()
@@ -171,7 +171,7 @@ class Node:
         frame = message["frame"]
         offset = message.get("offset")
         if channel is None or offset is None:
-            await self.hub.deliver(channel, frame, skip_user=message.get("skip_user"))
+            self.hub.deliver(channel, frame, skip_user=message.get("skip_user"))
             return
         if channel not in self.delivered:
             return  # no longer joined
@@ -184,7 +184,7 @@ class Node:
                 await self._fill(channel, last, position)
         elif last is not None and position.offset > 1:
             await self._fill(channel, Position(0, position.epoch), position)
-        await self.hub.deliver(channel, frame, position.offset)
+        self.hub.deliver(channel, frame, position.offset)
         self._delivered(channel, position)
 
     def _delivered(self, channel: str, position: Position) -> None:
@@ -206,7 +206,7 @@ class Node:
             await self._resync(channel, Position(upto.offset - 1, upto.epoch))
             return
         for offset in wanted:
-            await self.hub.deliver(channel, found[offset], offset)
+            self.hub.deliver(channel, found[offset], offset)
         logger.info("Filled a gap of %s publication(s) on %s from history", len(wanted), channel)
 
     async def _resync(self, channel: str, top: Position) -> None:
@@ -217,7 +217,7 @@ class Node:
                 ServerType.RESYNC, {"offset": top.offset, "epoch": top.epoch}, channel=channel
             )
         )
-        await self.hub.deliver(channel, frame)
+        self.hub.deliver(channel, frame)
         self._delivered(channel, top)
 
     async def _check_positions(self) -> None:
@@ -257,6 +257,7 @@ class Node:
             send,
             transport,
             limit=realtime_settings.MAX_SOCKET_BUFFER_BYTES,
+            on_pending=self.hub.pending,
             on_failure=self.detach,
             on_slow=self._cut_off,
         )
@@ -317,10 +318,10 @@ class Node:
                 raise JoinError(str(exc) or exc.__class__.__name__) from exc
         await self._presence_join(client, channel)
 
-    async def release(
+    def release(
         self, client: Client, channel: str, *, after: int, replay: list[tuple[int, str]]
     ) -> None:
-        await self.hub.release(client, channel, after=after, replay=replay)
+        self.hub.release(client, channel, after=after, replay=replay)
 
     def unsubscribe(self, client: Client, channel: str) -> bool:
         """Take the socket off a channel; False when it was not on it."""

@@ -123,6 +123,17 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
+def publication_prefixes(
+    type: str, data: dict[str, Any], *, id: str, channels: list[str]
+) -> list[str]:
+    """The envelope of one publication to each of `channels`, encoded, each
+    without its closing brace (the broker adds the position). `data` is
+    serialized once for all of them; the result is what `encode(envelope(type,
+    data, channel=c, id=id))[:-1]` gives."""
+    head = f'{{"type":{encode(type)},"data":{encode(data)},"timestamp":"{timestamp()}"'
+    return [f'{head},"channel":{encode(channel)},"id":{encode(id)}' for channel in channels]
+
+
 def error(code: str, message: str, **fields: Any) -> dict[str, Any]:
     """An `error` envelope: a stable `code`, a human `message`, and the field
     or channel it concerns."""

@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .permissions import personal_channel
-from .protocol import CHANNEL_NAME_RE, MESSAGE_TYPE_RE
+from .protocol import CHANNEL_NAME_RE, MESSAGE_TYPE_RE, is_valid_unicode
 
 
 class BroadcastSerializer(serializers.Serializer):
@@ -31,15 +31,34 @@ class BroadcastSerializer(serializers.Serializer):
     def validate_data(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
+        if not is_valid_unicode(value):
+            raise serializers.ValidationError("Holds a lone UTF-16 surrogate: not valid Unicode.")
         return value
 
     def validated_channels(self) -> list[str]:
-        """The channels the broadcast goes to: `channel`, then the personal
-        channel of each user; empty for every connected client."""
-        body = self.validated_data
-        channels = [body["channel"]] if body.get("channel") else []
-        user_ids = list(body.get("user_ids") or [])
-        if body.get("user_id") is not None:
-            user_ids.insert(0, body["user_id"])
-        channels.extend(personal_channel(user_id) for user_id in user_ids)
-        return list(dict.fromkeys(channels))
+        return channels_of(self.validated_data)
+
+
+# The most publications one POST /broadcast may carry as a list.
+MAX_BATCH = 100
+
+
+class BroadcastBatchSerializer(serializers.ListSerializer):
+    """A list of 1 to MAX_BATCH broadcasts, valid all or none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("child", BroadcastSerializer())
+        kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("max_length", MAX_BATCH)
+        super().__init__(*args, **kwargs)
+
+
+def channels_of(body: dict[str, Any]) -> list[str]:
+    """The channels a broadcast goes to: `channel`, then the personal
+    channel of each user; empty for every connected client."""
+    channels = [body["channel"]] if body.get("channel") else []
+    user_ids = list(body.get("user_ids") or [])
+    if body.get("user_id") is not None:
+        user_ids.insert(0, body["user_id"])
+    channels.extend(personal_channel(user_id) for user_id in user_ids)
+    return list(dict.fromkeys(channels))

@@ -41,11 +41,21 @@ class Publication:
         return self.channels[0] if len(self.channels) == 1 else None
 
 
-def _targets(channel: str | None, channels: Sequence[str] | None) -> list[str]:
+@dataclass(frozen=True)
+class Message:
+    """One publication to make: to `channels`, or every client when empty."""
+
+    type: str
+    data: dict[str, Any]
+    channels: tuple[str, ...] = ()
+    message_id: str | None = None  # given: idempotent (see apublish)
+
+
+def _targets(channel: str | None, channels: Sequence[str] | None) -> tuple[str, ...]:
     targets = list(channels or ())
     if channel is not None:
         targets.insert(0, channel)
-    return list(dict.fromkeys(targets))
+    return tuple(dict.fromkeys(targets))
 
 
 async def apublish(
@@ -63,34 +73,57 @@ async def apublish(
     same id to the same channel within a day delivers nothing again.
     Raises PublishError when the channel layer fails or does not answer
     within REALTIME["LAYER_TIMEOUT"] seconds."""
-    targets = _targets(channel, channels)
-    idempotent = message_id is not None
-    message_id = message_id or protocol.new_message_id()
+    message = Message(type, data or {}, _targets(channel, channels), message_id)
+    return (await apublish_many([message]))[0]
+
+
+async def apublish_many(messages: Sequence[Message]) -> list[Publication]:
+    """Publish several messages, in order, with the Redis work of all of them
+    pipelined; their publications, in the same order. All or nothing is
+    attempted; PublishError as `apublish`."""
+    publications = []
+    records: list[tuple[str, str, str | None]] = []  # (channel, prefix, dedupe key)
+    to_all: list[tuple[str, str | None]] = []  # (frame, dedupe key)
+    for message in messages:
+        message_id = message.message_id or protocol.new_message_id()
+        dedupe = message_id if message.message_id is not None else None
+        if message.channels:
+            prefixes = protocol.publication_prefixes(
+                message.type, message.data, id=message_id, channels=list(message.channels)
+            )
+            records.extend(
+                (channel, prefix, dedupe)
+                for channel, prefix in zip(message.channels, prefixes, strict=True)
+            )
+        else:
+            frame = protocol.encode(protocol.envelope(message.type, message.data, id=message_id))
+            to_all.append((frame, dedupe))
+        publications.append(
+            Publication(id=message_id, type=message.type, channels=message.channels)
+        )
     try:
         async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
             broker = get_broker()
-            if not targets:
-                frame = protocol.encode(protocol.envelope(type, data or {}, id=message_id))
-                await broker.publish_all(frame, dedupe_key=message_id if idempotent else None)
-            for target in targets:
-                prefix = protocol.encode(
-                    protocol.envelope(type, data or {}, channel=target, id=message_id)
-                )[:-1]
-                await broker.publish(target, prefix, dedupe_key=message_id if idempotent else None)
+            if records:
+                await broker.publish_many(records)
+            for frame, dedupe in to_all:
+                await broker.publish_all(frame, dedupe_key=dedupe)
     except TimeoutError:
         raise PublishError(
             f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
         ) from None
     except Exception as exc:
         raise PublishError(f"The channel layer failed: {exc or exc.__class__.__name__}") from exc
-    counters.published += 1
-    logger.info(
-        "Broadcasted %r to %s (id %s)",
-        type,
-        ", ".join(f"channel {t}" for t in targets) if targets else "all clients",
-        message_id,
-    )
-    return Publication(id=message_id, type=type, channels=tuple(targets))
+    counters.published += len(publications)
+    if logger.isEnabledFor(logging.INFO):
+        for publication in publications:
+            logger.info(
+                "Broadcasted %r to %s (id %s)",
+                publication.type,
+                ", ".join(f"channel {t}" for t in publication.channels) or "all clients",
+                publication.id,
+            )
+    return publications
 
 
 def publish(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
 from .live import free_port
+from .sockets import subscribed_socket
 
 KEY = "service-key-one"
 
@@ -211,3 +213,77 @@ def test_keys_never_appear_in_logs_at_any_level_whatever_the_header(client, keys
     caplog.set_level(logging.DEBUG)
     client.post("/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=header)
     assert KEY not in caplog.text
+
+
+# --- the batch form and the event loop ---
+
+
+async def next_messages(communicator, count: int) -> list[dict]:
+    return [await communicator.receive_json_from() for _ in range(count)]
+
+
+async def test_a_batch_answers_202_with_the_ids_in_order_and_publishes_in_that_order(keys):
+    socket = await subscribed_socket("jobs")
+    batch = [{"type": "tick", "data": {"n": n}, "channel": "jobs"} for n in range(5)]
+    batch.append({"type": "personal", "user_id": 7})
+    response = await sync_to_async(APIClient().post)(
+        "/broadcast", batch, format="json", HTTP_AUTHORIZATION=f"Api-Key {KEY}"
+    )
+    assert response.status_code == 202
+    accepted = response.json()
+    assert [a["type"] for a in accepted] == ["tick"] * 5 + ["personal"]
+    assert accepted[5]["channels"] == ["user.7"]
+    received = await next_messages(socket, 5)
+    assert [m["id"] for m in received] == [a["id"] for a in accepted[:5]]
+    assert [m["data"]["n"] for m in received] == [0, 1, 2, 3, 4]
+    assert [m["offset"] for m in received] == [1, 2, 3, 4, 5]
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [],
+        [{"type": "ok"}] * 101,
+        [{"type": "ok", "channel": "jobs"}, {"type": "bad type"}],
+    ],
+    ids=["empty", "over 100", "one invalid"],
+)
+def test_a_batch_is_all_or_nothing(client, keys, batch, monkeypatch):
+    published = []
+    monkeypatch.setattr("realtime.views.apublish_many", published.append)
+    response = client.post("/broadcast", batch, format="json", HTTP_AUTHORIZATION=f"Api-Key {KEY}")
+    assert response.status_code == 400
+    assert published == []
+
+
+def test_a_bad_item_of_a_batch_is_named_by_its_place(client, keys):
+    batch = [{"type": "ok"}, {"type": "bad type"}]
+    response = client.post("/broadcast", batch, format="json", HTTP_AUTHORIZATION=f"Api-Key {KEY}")
+    assert response.status_code == 400
+    errors = response.json()
+    assert list(errors) == ["1"]  # the second item, by its index
+    assert "type" in errors["1"]
+
+
+def test_a_lone_surrogate_in_data_is_refused_with_400(client, keys):
+    response = client.generic(
+        "POST",
+        "/broadcast",
+        '{"type":"x","data":{"s":"\\ud800"}}',
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Api-Key {KEY}",
+    )
+    assert response.status_code == 400
+    assert "data" in response.json()
+
+
+def test_a_service_key_broadcast_never_leaves_the_event_loop(client, keys, monkeypatch):
+    def no_thread(*args, **kwargs):
+        raise AssertionError("a thread hop in the broadcast view")
+
+    monkeypatch.setattr("realtime.async_views.sync_to_async", no_thread)
+    response = client.post(
+        "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=f"Api-Key {KEY}"
+    )
+    assert response.status_code == 202

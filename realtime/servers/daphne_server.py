@@ -47,8 +47,9 @@ from .extension import EXTENSION
 class TwistedSocketTransport:
     """`SocketTransport` over one Twisted transport, as its push producer."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, protocol: Any) -> None:
         self._transport = transport
+        self._protocol = protocol
         self._lost = False
         self._writable = asyncio.Event()
         self._writable.set()
@@ -80,6 +81,13 @@ class TwistedSocketTransport:
     async def wait_writable(self) -> None:
         await self._writable.wait()
 
+    def write(self, data: bytes) -> None:
+        # Between whole messages (autobahn writes each one at once), and only
+        # while the WebSocket is open.
+        if self._lost or self._protocol.state != self._protocol.STATE_OPEN:
+            raise ConnectionError("The WebSocket is closing or closed.")
+        self._transport.write(data)
+
     def abort(self) -> None:
         self._transport.abortConnection()
 
@@ -103,7 +111,7 @@ class RealtimeServer(daphne.server.Server):
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         if scope.get("type") == "websocket":
-            transport = TwistedSocketTransport(protocol.transport)
+            transport = TwistedSocketTransport(protocol.transport, protocol)
             self.socket_transports[protocol] = transport
             scope.setdefault("extensions", {})[EXTENSION] = transport
         queue = super().create_application(protocol, scope)

@@ -30,6 +30,12 @@ class SocketTransport(Protocol):
         """Return once writable again, or at once when the connection is lost."""
         ...
 
+    def write(self, data: bytes) -> None:
+        """Write finished WebSocket frames (realtime.wsframe) to the
+        connection as they are. Raises ConnectionError once the connection is
+        closing or gone."""
+        ...
+
     def abort(self) -> None:
         """Drop the TCP connection now, discarding buffered data."""
         ...

@@ -44,6 +44,19 @@ class AsyncioSocketTransport:
         if protocol is not None:
             await protocol.writable.wait()
 
+    def write(self, data: bytes) -> None:
+        protocol = self._protocol()
+        # Between whole frames, and never after a close: what uvicorn's own
+        # send() does with the bytes websockets' protocol gives it.
+        if (
+            protocol is None
+            or protocol.close_sent
+            or protocol.disconnected
+            or protocol.transport.is_closing()
+        ):
+            raise ConnectionError("The WebSocket is closing or closed.")
+        protocol.transport.write(data)
+
     def abort(self) -> None:
         protocol = self._protocol()
         if protocol is not None and protocol.transport is not None:
