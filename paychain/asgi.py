@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
 from realtime.client import keep_server_send  # noqa: E402
@@ -21,7 +22,9 @@ from realtime.lifespan import with_lifespan  # noqa: E402
 from realtime.origins import OriginCheck  # noqa: E402
 from realtime.outbox import with_relay  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.service_app import service_endpoint  # noqa: E402
 from realtime.startup import announce_start, tune_process  # noqa: E402
+from realtime.views import BroadcastApi  # noqa: E402
 
 # with_relay: the first scope starts this process' outbox relay (daphne has no lifespan).
 # with_lifespan: uvicorn's shutdown stops the node and closes its Redis clients.
@@ -29,7 +32,13 @@ application = with_lifespan(
     with_relay(
         ProtocolTypeRouter(
             {
-                "http": django_asgi_app,
+                # POST /broadcast straight from the event loop; the rest through Django.
+                "http": URLRouter(
+                    [
+                        re_path(r"^broadcast/?$", service_endpoint(BroadcastApi.as_view())),
+                        re_path(r"", django_asgi_app),
+                    ]
+                ),
                 "websocket": keep_server_send(
                     OriginCheck(
                         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -5,7 +5,8 @@ DRF views that run on the event loop.
 async view on the server's event loop, with no thread in between. DRF's
 `initial` (authentication, permissions, throttles) is synchronous; it runs
 inline unless `initial_needs_thread(request)` says it may use the database
-(a JWT names a user to load), and then in Django's sync thread. Handlers are
+(a JWT names a user to load), and then in a thread through channels'
+`database_sync_to_async`, which closes stale connections around it. Handlers are
 `async def`. Errors go through DRF's exception handling as usual.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,7 +34,7 @@ class AsyncAPIView(APIView):
         response: Response
         try:
             if self.initial_needs_thread(request):
-                await sync_to_async(self.initial)(request, *args, **kwargs)
+                await database_sync_to_async(self.initial)(request, *args, **kwargs)
             else:
                 self.initial(request, *args, **kwargs)
             method = request.method.lower() if request.method else ""

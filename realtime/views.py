@@ -3,7 +3,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.conf import settings
 from rest_framework import status
 from rest_framework.authentication import get_authorization_header
@@ -69,7 +70,7 @@ class BroadcastApi(AsyncAPIView):
             else:
                 message = messages[0]
                 publications = [
-                    await sync_to_async(broadcast_once)(
+                    await database_sync_to_async(broadcast_once)(
                         caller=caller_of(request.user),
                         key=idempotency_key,
                         type=message.type,

@@ -176,6 +176,7 @@ def test_broadcast_refuses_a_non_staff_jwt_with_403(client, keys):
     assert response.status_code == 403
 
 
+@pytest.mark.django_db  # a JWT is checked in a database thread
 def test_broadcast_refuses_an_invalid_jwt_with_401(client, keys):
     response = client.post(
         "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION="Bearer not.a.jwt"
@@ -209,6 +210,7 @@ def test_broadcast_user_ids_must_be_positive_integers(client, body):
         f"Basic {KEY}",
     ],
 )
+@pytest.mark.django_db  # a JWT is checked in a database thread
 def test_keys_never_appear_in_logs_at_any_level_whatever_the_header(client, keys, caplog, header):
     caplog.set_level(logging.DEBUG)
     client.post("/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=header)
@@ -282,7 +284,7 @@ def test_a_service_key_broadcast_never_leaves_the_event_loop(client, keys, monke
     def no_thread(*args, **kwargs):
         raise AssertionError("a thread hop in the broadcast view")
 
-    monkeypatch.setattr("realtime.async_views.sync_to_async", no_thread)
+    monkeypatch.setattr("realtime.async_views.database_sync_to_async", no_thread)
     response = client.post(
         "/broadcast", {"type": "x"}, format="json", HTTP_AUTHORIZATION=f"Api-Key {KEY}"
     )
