@@ -236,6 +236,7 @@ async def publish_many(url: str, channel: str, count: int, *, pad: int, workers:
         pytest.param(UVICORN, True, "262144", id="uvicorn-redis"),
         pytest.param(DAPHNE, True, "262144", id="daphne-redis"),
         pytest.param(DAPHNE, False, "262144", id="daphne-memory"),
+        pytest.param(UVICORN, False, "262144", id="uvicorn-memory"),
         pytest.param(UVICORN, True, None, id="uvicorn-redis-default-buffer"),
     ],
 )

@@ -272,6 +272,20 @@ async def test_a_new_epoch_is_replayed_from_its_own_history():
     assert recorder.texts[1:] == [frame for _, frame in entries]
 
 
+async def test_the_position_check_delivers_what_never_arrived_at_the_tail(monkeypatch):
+    monkeypatch.setattr(node_module, "POSITION_CHECK_EVERY", 0.05)
+    layer = FlakyLayer()  # not the in-memory layer: the node checks positions
+    node = Node(layer)  # type: ignore[arg-type]
+    node.broker = get_broker()
+    await node.start()
+    recorder = Recorder()
+    await node.subscribe(node.attach(recorder, None), "jobs")
+    entries = await published(node, "jobs", 3)  # recorded, but the sends were lost
+    await wait_until(lambda: len(recorder.texts) == 3)
+    assert recorder.texts == [frame for _, frame in entries]
+    await node.stop()
+
+
 async def test_publications_to_all_clients_reach_every_socket():
     node = await get_node()
     recorders = [Recorder() for _ in range(3)]
