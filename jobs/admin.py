@@ -9,7 +9,7 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "email", "user_type", "is_staff", "is_active"]
     list_filter = ["user_type", "is_staff", "is_active"]
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         ("PayChain", {"fields": ["user_type"]}),
     ]
     add_fieldsets = [

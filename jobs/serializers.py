@@ -18,7 +18,7 @@ class RegisterSerializer(serializers.ModelSerializer):
         extra_kwargs = {"email": {"required": False}}
 
     def validate(self, attrs: dict) -> dict:
-        candidate = User(username=attrs.get("username"), email=attrs.get("email", ""))
+        candidate = User(username=attrs.get("username", ""), email=attrs.get("email", ""))
         try:
             password_validation.validate_password(attrs["password"], user=candidate)
         except DjangoValidationError as exc:

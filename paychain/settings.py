@@ -8,6 +8,7 @@ one `REALTIME` dict below and are read through `realtime.conf.realtime_settings`
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -136,7 +137,7 @@ else:
     CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS_RAW
 
 # --- REST API -----------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",

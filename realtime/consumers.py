@@ -377,9 +377,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def on_presence(self, frame: ClientFrame) -> None:
         """Who is on a channel now (where subscribing is allowed)."""
-        name = frame.body.get("channel")
-        if not protocol.is_valid_channel(name):
-            raise protocol.invalid_channel(name)
+        raw = frame.body.get("channel")
+        if not protocol.is_valid_channel(raw):
+            raise protocol.invalid_channel(raw)
+        name = str(raw)
         if not await acan_subscribe(self.user, name):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "You may not see this channel's presence.", channel=name

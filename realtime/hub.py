@@ -135,17 +135,18 @@ class Hub:
         """End a hold: write `replay` (history, in offset order), then what
         was kept back, skipping every offset already written or not after
         `after`; then let the channel's messages through again."""
-        last = after
+        last: int = after
         for offset, frame in replay:
             if offset > last:
                 client.write(Outgoing(frame))
                 last = offset
         kept = client.holds.get(channel) if client.holds else None
         while kept:
-            offset, message = kept.pop(0)
-            if offset is None or offset > last:
+            kept_offset, message = kept.pop(0)
+            if kept_offset is None or kept_offset > last:
                 client.write(message)
-                last = offset if offset is not None else last
+                if kept_offset is not None:
+                    last = kept_offset
         self.drop_hold(client, channel)
 
     @staticmethod

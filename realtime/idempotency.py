@@ -107,13 +107,13 @@ def _record_for(*, caller: str, key: str, digest: str) -> tuple[IdempotencyRecor
                 )
             return record, True
         except IntegrityError:
-            record = IdempotencyRecord.objects.filter(caller=caller, key=key).first()
-            if record is None:
+            existing = IdempotencyRecord.objects.filter(caller=caller, key=key).first()
+            if existing is None:
                 continue  # its publish failed and it was removed: try again
-            if record.created_at < cutoff:
-                IdempotencyRecord.objects.filter(pk=record.pk, created_at__lt=cutoff).delete()
+            if existing.created_at < cutoff:
+                IdempotencyRecord.objects.filter(pk=existing.pk, created_at__lt=cutoff).delete()
                 continue
-            return record, False
+            return existing, False
     raise RuntimeError(f"Idempotency key {key!r} of {caller} keeps changing under this request.")
 
 

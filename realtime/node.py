@@ -138,7 +138,7 @@ class Node:
             await redis_clients.close_clients()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = self.loop.create_task(coro)  # type: ignore[arg-type]
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -495,12 +495,14 @@ class Node:
         outage = redis_clients.Outage(logger, "Refreshing this process' entries")
         while True:
             await asyncio.sleep(REFRESH_EVERY)
-            clients = [c for c in tuple(self.hub.clients.values()) if c.user_id]
+            signed_in = [
+                (c.user_id, c) for c in tuple(self.hub.clients.values()) if c.user_id is not None
+            ]
             try:
-                await self.registry.refresh((c.user_id, c.id) for c in clients)
+                await self.registry.refresh((user_id, c.id) for user_id, c in signed_in)
                 await self.presence.refresh(
-                    (channel, c.user_id, c.user_type, c.id)
-                    for c in clients
+                    (channel, user_id, c.user_type, c.id)
+                    for user_id, c in signed_in
                     for channel in tuple(c.channels)
                     if presence_enabled(channel)
                 )

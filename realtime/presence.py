@@ -162,10 +162,11 @@ class RedisPresence:
         return bool(last)
 
     async def users(self, channel: str) -> list[dict[str, Any]]:
-        members = await self.redis.zrangebyscore(self._key(channel), time.time(), "+inf")
+        members: list[Any] = await self.redis.zrangebyscore(self._key(channel), time.time(), "+inf")
         entries = []
         for member in members:
-            user_id, user_type, _ = member.decode().split("|", 2)
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            user_id, user_type, _ = text.split("|", 2)
             entries.append((int(user_id), user_type))
         return summarize(entries)
 

@@ -119,7 +119,7 @@ def envelope(type: str, data: dict[str, Any] | None = None, **extra: Any) -> dic
     return message
 
 
-def encode(message: dict[str, Any]) -> str:
+def encode(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -30,7 +30,7 @@ def tune_process() -> None:
 
 def announce_start(logger: logging.Logger) -> None:
     """Log what the server runs on, and warn about an open /broadcast."""
-    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    layer = str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).rsplit(".", 1)[-1]
     logger.info("WebSocket server started (channel layer: %s, debug: %s)", layer, settings.DEBUG)
     if not realtime_settings.BROADCAST_API_KEYS:
         if settings.DEBUG:
