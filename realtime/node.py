@@ -134,8 +134,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.registry.close()
-        if self.uses_redis:
-            await redis_clients.close_clients()
+        await redis_clients.close_clients()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task: asyncio.Task[Any] = self.loop.create_task(coro)  # type: ignore[arg-type]
