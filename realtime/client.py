@@ -100,10 +100,6 @@ class Client:
         self._on_failure = on_failure
         self._on_slow = on_slow
 
-    @property
-    def queued_bytes(self) -> int:
-        return self._queued
-
     def write(self, message: Outgoing) -> None:
         """Write one message. Never waits for the peer: what the server cannot
         take now is queued, up to the limit."""

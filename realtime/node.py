@@ -36,9 +36,8 @@ from . import protocol, redis_clients
 from .broker import (
     GROUP_ALL,
     PUBLICATION,
-    MemoryBroker,
+    Broker,
     Position,
-    RedisBroker,
     get_broker,
     group_for,
     layer_message,
@@ -76,7 +75,7 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.counters = counters
         self.hub = Hub(self.counters, self.loop)
-        self.broker: MemoryBroker | RedisBroker = get_broker()
+        self.broker: Broker = get_broker()
         self.registry = make_registry()
         self.presence = make_presence()
         self.process_id = uuid.uuid4().hex
