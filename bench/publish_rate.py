@@ -27,7 +27,7 @@ from bench import procfs
 from bench.servers import CHANNEL, SERVERS, Spawned, Workspace
 
 BATCH = 100
-PUBLISH_SERVERS = ("ours", "peer", "node")
+PUBLISH_SERVERS = ("ours", "ours-2proc", "peer", "node")
 
 # wrk's Lua: the request, and one machine-readable line at the end.
 LUA = """\

@@ -236,7 +236,9 @@ class Spawned:
                 env["REDIS_URL"] = REDIS_URL
             if d.encryption:
                 env["REALTIME_ENCRYPTION_KEYS"] = "k1"
+            # No access log, as the peer runs (--log-level warning): like for like.
             argv = [str(PYTHON), "-m", "paychain.serve", "--host", "127.0.0.1", "--port", port]
+            argv += ["--log-level", "warning"]
             if d.workers > 1:
                 argv += ["--workers", str(d.workers)]
             return argv, env, ws.ours_dir
