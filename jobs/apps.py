@@ -9,6 +9,8 @@ class JobsConfig(AppConfig):
         from realtime.permissions import register_channel_rule
 
         from . import signals  # noqa: F401  (connects the model to the publishing service)
+        from .chat import frames as chat_frames
         from .permissions import JOB_CHANNEL_PATTERN, is_job_participant
 
         register_channel_rule(JOB_CHANNEL_PATTERN, is_job_participant)
+        chat_frames.register()  # chat_send, typing, chat_read on the socket

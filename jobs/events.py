@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.permissions import personal_channel
+from realtime.protocol import PublicationType
 
 from .models import Job, JobStatus
 
@@ -65,3 +66,36 @@ def job_event(
             "pay_amount_usd": float(job.pay_amount_usd),
         }
     return None
+
+
+def payment_events(
+    job: Job, *, created: bool, previous_status: str | None
+) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """The payment notifications a saved job announces, to the personal
+    channels of those paid or refunded: (type, data, channels) each."""
+    if created or job.status == previous_status:
+        return []
+    amount = float(job.pay_amount_usd)
+    if job.status == JobStatus.COMPLETED:
+        people = [job.worker_id, job.employer_id]
+        return [
+            (
+                PublicationType.PAYMENT_RELEASED,
+                {
+                    "job_id": job.pk,
+                    "amount_usd": amount,
+                    "worker_id": job.worker_id,
+                    "employer_id": job.employer_id,
+                },
+                [personal_channel(pk) for pk in people if pk is not None],
+            )
+        ]
+    if job.status == JobStatus.REFUNDED:
+        return [
+            (
+                PublicationType.PAYMENT_REFUNDED,
+                {"job_id": job.pk, "amount_usd": amount},
+                [personal_channel(job.employer_id)],
+            )
+        ]
+    return []

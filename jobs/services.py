@@ -2,7 +2,8 @@
 The marketplace's state changes, in one place.
 
 Every change of a job's status goes through `job_transition`, which refuses
-what ALLOWED_TRANSITIONS does not allow. Events are not published here: the
+what ALLOWED_TRANSITIONS does not allow (and Job.save() refuses it on any
+other path, with the same JobTransitionError). Events are not published here: the
 signals in jobs.signals see every saved change (API, admin, ORM alike) and
 hand it to the publishing service after the transaction commits.
 """
@@ -15,11 +16,18 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ALLOWED_TRANSITIONS, Job, JobStatus, User
+from .models import Job, JobStatus, JobTransitionError, User, check_status_change
 
-
-class JobTransitionError(Exception):
-    """A state change the job's current status does not allow."""
+__all__ = [
+    "JobPermissionError",
+    "JobTransitionError",
+    "job_accept",
+    "job_complete",
+    "job_create",
+    "job_refund",
+    "job_transition",
+    "refund_expired_jobs",
+]
 
 
 class JobPermissionError(Exception):
@@ -31,8 +39,9 @@ def job_transition(*, job: Job, to: str, **changes: object) -> Job:
     and re-read, so two concurrent transitions cannot both succeed."""
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
-        if to not in ALLOWED_TRANSITIONS[locked.status]:
+        if to == locked.status:
             raise JobTransitionError(f"A job that is {locked.status} cannot become {to}.")
+        check_status_change(locked.status, to)
         locked.status = to
         for field, value in changes.items():
             setattr(locked, field, value)
@@ -76,10 +85,11 @@ def job_accept(*, job: Job, worker: User) -> Job:
     return job_transition(job=job, to=JobStatus.ACCEPTED, worker=worker)
 
 
-def job_complete(*, job: Job, employer: User) -> Job:
+def job_complete(*, job: Job, employer: User | None = None) -> Job:
     """The employer confirms the work: the job completes and its escrowed
-    payment is released to the worker."""
-    if job.employer_id != employer.pk:
+    payment is released to the worker. `employer` None is the operator (the
+    admin's action)."""
+    if employer is not None and job.employer_id != employer.pk:
         raise JobPermissionError("Only the job's employer can complete it.")
     return job_transition(job=job, to=JobStatus.COMPLETED, payment_released=True)
 

@@ -1,7 +1,8 @@
 """Connect the Job model to the publishing service, and nothing more.
 
 Every saved job (API, admin, ORM, management command) passes here; its event
-is written to the outbox in the same transaction, and the outbox relay
+(and, when it completes or is refunded, the payment notification) is written
+to the outbox in the same transaction, and the outbox relay
 publishes it once the transaction commits (never for a rolled-back change,
 and not lost while the channel layer is down): see realtime.outbox.
 """
@@ -13,7 +14,7 @@ from django.dispatch import receiver
 
 from realtime.outbox import outbox_enqueue
 
-from .events import job_event, job_event_channels
+from .events import job_event, job_event_channels, payment_events
 from .models import Job
 
 
@@ -26,7 +27,8 @@ def remember_loaded_status(sender: type[Job], instance: Job, **kwargs: Any) -> N
 def announce_job_change(sender: type[Job], instance: Job, created: bool, **kwargs: Any) -> None:
     if kwargs.get("raw"):
         return  # fixtures being loaded
-    event = job_event(instance, created=created, previous_status=instance._saved_status)  # type: ignore[attr-defined]
+    previous = instance._saved_status  # type: ignore[attr-defined]
+    event = job_event(instance, created=created, previous_status=previous)
     instance._saved_status = instance.status  # type: ignore[attr-defined]
     if event is not None:
         event_type, data = event
@@ -36,3 +38,7 @@ def announce_job_change(sender: type[Job], instance: Job, created: bool, **kwarg
             channels=job_event_channels(event_type, instance),
             key=f"job:{instance.pk}",
         )
+    for event_type, data, channels in payment_events(
+        instance, created=created, previous_status=previous
+    ):
+        outbox_enqueue(type=event_type, data=data, channels=channels, key=f"job:{instance.pk}")

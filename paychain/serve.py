@@ -5,8 +5,11 @@ The production launcher:
 
 starts uvicorn (the cheaper server in docs/benchmarks.md) serving
 `paychain.asgi:application` with `realtime.servers.uvicorn_ws`'s WebSocket
-protocol, per-message deflate off, lifespan on, uvloop and httptools; with
-`--workers N`, N such processes on one port. `--server daphne` starts daphne
+protocol, per-message deflate off, lifespan on, uvloop and httptools with
+`realtime.servers.uvicorn_http`'s limits (a request head must arrive within 10
+s and stay under 64 KiB); with `--workers N`, N such processes on one port.
+Neither server logs query strings (a socket's `?token=`): see
+`realtime.servers.accesslog`. `--server daphne` starts daphne
 with `realtime.servers.daphne_server`'s server instead (one process). Either
 way every WebSocket scope carries the transport extension of
 `realtime.servers.extension`. `--app` serves another ASGI application the same

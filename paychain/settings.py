@@ -7,10 +7,13 @@ one `REALTIME` dict below and are read through `realtime.conf.realtime_settings`
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from realtime.redis_clients import retry_once
 
@@ -35,12 +38,37 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate ("10/min", "20/hour", "5/s"), checked at start."""
+    value = os.environ.get(name, "").strip() or default
+    if not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f'{name}={value!r}: expected a rate such as "10/min".')
+    return value
+
+
 # --- Core -------------------------------------------------------------------
 
 # The default key is for local development only; `manage.py check --deploy` warns about it.
 DEFAULT_SECRET_KEY = "django-insecure-paychain-realtime-development-key-change-me"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEFAULT_SECRET_KEY
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip() or DEFAULT_SECRET_KEY
 DEBUG = env_bool("DJANGO_DEBUG", True)
+BROADCAST_API_KEYS = env_list("BROADCAST_API_KEYS")
+# With DEBUG off (production) nothing starts on the development key or with
+# POST /broadcast refused for want of keys: every process (server, migrate,
+# the expiry loop) stops here, naming what to set.
+_missing = [
+    name
+    for name, value in (
+        ("DJANGO_SECRET_KEY", SECRET_KEY != DEFAULT_SECRET_KEY),
+        ("BROADCAST_API_KEYS", bool(BROADCAST_API_KEYS)),
+    )
+    if not value
+]
+if not DEBUG and _missing:
+    raise ImproperlyConfigured(
+        f"DJANGO_DEBUG is false, so {' and '.join(_missing)} must be set "
+        "(see .env.example): refusing to start. Set DJANGO_DEBUG=true for local development."
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
@@ -54,13 +82,23 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    # Refresh tokens rotate, and logout blacklists them (SIMPLE_JWT below).
+    "rest_framework_simplejwt.token_blacklist",
+    # /api/schema/ and /api/docs/ (Swagger UI from our own static files, no CDN).
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "jobs",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's) from STATIC_ROOT, under any server, DEBUG off too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    # API paths: 413 JSON for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, and
+    # Django's error pages (404, 500, their DEBUG pages) as JSON.
+    "realtime.exceptions.json_api_errors",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,15 +126,32 @@ TEMPLATES = [
     },
 ]
 
+# SQLite (a file beside the code) is the embedded default; production runs
+# PostgreSQL (DATABASE_URL=postgres://..., through psycopg 3).
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", "") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=0,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads (the ASGI server's sync workers) write to one file.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads (the ASGI server's sync workers, the outbox relay) and
+    # processes write to one file. WAL: readers never wait for the writer.
+    # IMMEDIATE: a transaction takes the write lock when it begins, so a
+    # busy writer makes it wait (up to `timeout` seconds) instead of failing
+    # with "database is locked" when a read turns into a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A host that does not answer fails the connection within 3 s (unless the
+    # URL sets `?connect_timeout=`), so /health's probe is never stuck on it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 
 AUTH_USER_MODEL = "jobs.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -112,8 +167,20 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# The JavaScript client (clients/js, @paychain/realtime) as the dashboard at `/`
+# loads it: the package's own source, served at static/paychain-realtime/.
+STATICFILES_DIRS = [("paychain-realtime", BASE_DIR / "clients" / "js" / "src")]
+# Where `manage.py collectstatic` puts the static files and WhiteNoise serves them from.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", "").strip() or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes a gzip copy of each file for WhiteNoise to send.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The largest request body read (Django's default is 2.5 MB): over it, API
+# paths answer 413 `payload_too_large` before parsing (realtime.exceptions).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- HTTPS-only deployments ---------------------------------------------------
 # One switch: DJANGO_SECURE_HTTPS=true turns on every HTTPS-only setting. Off by
@@ -144,17 +211,57 @@ REST_FRAMEWORK: dict[str, Any] = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's handler, adding the error's `code` beside `detail`.
+    "EXCEPTION_HANDLER": "realtime.exceptions.exception_handler",
+    # DRF's JSONParser, answering 400 (not 500) to JSON nested too deeply.
+    "DEFAULT_PARSER_CLASSES": ["realtime.parsers.JSONParser"],
+    # Login and registration throttles (jobs.throttling), in DRF's rate format
+    # ("10/min", "20/hour"); over the rate: 429 {"detail", "code": "throttled"}.
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_rate("THROTTLE_LOGIN_RATE", "10/min"),
+        "register": env_rate("THROTTLE_REGISTER_RATE", "20/hour"),
+    },
+    # A client's address for the throttles is the connection's peer as the
+    # server reports it, never a client-sent X-Forwarded-For.
+    "NUM_PROXIES": 0,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
         "rest_framework.renderers.BrowsableAPIRenderer"
     )
 
+# The OpenAPI document of the HTTP API (/api/schema/, realtime/schema.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PayChain Realtime",
+    "DESCRIPTION": (
+        "The HTTP API of the PayChain real-time server. Errors answer "
+        '`{"detail", "code"}`, or per-field messages on 400. The socket protocol '
+        "is described by the AsyncAPI document at /api/asyncapi.json."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "realtime.schema.add_error_responses",
+    ],
+}
+
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_CLAIM": "user_id",
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1)),
+    # Each refresh answers a new refresh token and blacklists the one used;
+    # POST /api/auth/logout/ blacklists one (jobs.auth_api).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 # --- Channel layer --------------------------------------------------------------
@@ -207,21 +314,41 @@ else:
         }
     }
 
+# --- Cache ------------------------------------------------------------------------
+# What the login and registration throttles count in. With Redis, every
+# process counts in one place; without it, each process counts on its own.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{CHANNEL_LAYER_PREFIX}:cache",
+            "OPTIONS": {"socket_timeout": 3, "socket_connect_timeout": 3},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- The realtime server ----------------------------------------------------------
 # Documented defaults live in realtime/conf.py; only what the environment sets
 # is overridden here.
 REALTIME = {
-    "BROADCAST_API_KEYS": env_list("BROADCAST_API_KEYS"),
+    "BROADCAST_API_KEYS": BROADCAST_API_KEYS,
     "REDIS_PREFIX": CHANNEL_LAYER_PREFIX,
     "PUBLIC_CHANNELS": ["jobs", "announcements", *env_list("REALTIME_PUBLIC_CHANNELS")],
     "ALLOW_ANONYMOUS": env_bool("REALTIME_ALLOW_ANONYMOUS", True),
     "MAX_FRAME_BYTES": env_int("REALTIME_MAX_FRAME_BYTES", 64 * 1024),
+    "MAX_PUBLICATION_BYTES": env_int("REALTIME_MAX_PUBLICATION_BYTES", 64 * 1024),
     "RATE_LIMIT_FRAMES": env_int("REALTIME_RATE_LIMIT_FRAMES", 100),
     "RATE_LIMIT_SECONDS": float(os.environ.get("REALTIME_RATE_LIMIT_SECONDS", "") or 10),
     "MAX_SUBSCRIPTIONS": env_int("REALTIME_MAX_SUBSCRIPTIONS", 100),
     "MAX_SOCKET_BUFFER_BYTES": env_int("REALTIME_MAX_SOCKET_BUFFER_BYTES", 1024 * 1024),
     "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
     "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 20),
+    # 0 (the default): no cap on sockets per client address.
+    "MAX_SOCKETS_PER_IP": env_int("REALTIME_MAX_SOCKETS_PER_IP", 0),
+    "TRUSTED_PROXIES": env_list("REALTIME_TRUSTED_PROXIES"),
+    "SESSION_CHECK_INTERVAL": float(os.environ.get("REALTIME_SESSION_CHECK_INTERVAL", "") or 15),
     "HISTORY_SIZE": env_int("REALTIME_HISTORY_SIZE", 100),
     "HISTORY_TTL": env_int("REALTIME_HISTORY_TTL", 600),
     "RELAY_IN_PROCESS": env_bool("REALTIME_RELAY_IN_PROCESS", True),
@@ -242,9 +369,15 @@ LOGGING = {
     "filters": {
         # One line per Redis outage from channels-redis, not a traceback a second.
         "redis_outage": {"()": "realtime.logfilters.RedisOutageFilter"},
+        # No query string (a socket's ?token=) in any request path logged.
+        "redact_query": {"()": "realtime.servers.accesslog.QueryRedactingFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_query"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

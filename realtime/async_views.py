@@ -12,9 +12,12 @@ inline unless `initial_needs_thread(request)` says it may use the database
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,3 +50,14 @@ class AsyncAPIView(APIView):
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+
+class FirstRendererNegotiation(DefaultContentNegotiation):
+    """For a view with one renderer (JSON): answer with it whatever `Accept`
+    says, without parsing the header; parsers are chosen as DRF does."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import secrets
 import time
 import weakref
@@ -34,13 +35,18 @@ from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from . import redis_clients
+from .batching import Batcher
 from .conf import realtime_settings
 from .crypto import Cipher, cipher_for
 
 META_TTL = 48 * 3600
 DEDUPE_TTL = 24 * 3600
+# Publications of one process that may wait for the next round trip to Redis;
+# past it publishing fails as if Redis were away (503) until Redis catches up.
+MAX_WAITING_RECORDS = 10_000
 
 # The layer message that carries a finished frame to every process' node.
 PUBLICATION = "realtime.publication"
@@ -62,8 +68,14 @@ def layer_message(
     skip_user: int | None = None,
 ) -> dict[str, Any]:
     """The one shape of what the layer carries to the nodes. Without offset
-    it is not a publication of the stream (to all clients, presence events)."""
-    message: dict[str, Any] = {"type": PUBLICATION, "channel": channel, "frame": frame}
+    it is not a publication of the stream (to all clients, presence events).
+    `ts`: when it was published, for the delivery latency (realtime.instruments)."""
+    message: dict[str, Any] = {
+        "type": PUBLICATION,
+        "channel": channel,
+        "frame": frame,
+        "ts": time.time(),
+    }
     if offset is not None:
         message["offset"] = offset
         message["epoch"] = epoch
@@ -121,6 +133,12 @@ class Broker(Protocol):
         """Send a frame to every connected client (no position); False when
         `dedupe_key` was seen."""
 
+    async def send_ephemeral(
+        self, channel: str, frame: str, *, skip_user: int | None = None
+    ) -> None:
+        """Send a frame to a channel's subscribers (but `skip_user`'s) without
+        a position: not a publication of the stream, never in history."""
+
     async def snapshot(self, channel: str, *, after: int | None = None) -> Snapshot:
         """The channel's position, and with `after` its history after it."""
 
@@ -175,6 +193,13 @@ class MemoryBroker:
         if dedupe_key is not None:
             self.seen[dedupe_key] = now  # marked once sent: a failed send can be retried
         return True
+
+    async def send_ephemeral(
+        self, channel: str, frame: str, *, skip_user: int | None = None
+    ) -> None:
+        await self.layer.group_send(
+            group_for(channel), layer_message(channel, frame, skip_user=skip_user)
+        )
 
     def _seen(self, key: str, now: float) -> bool:
         if len(self.seen) > 10_000:
@@ -247,7 +272,8 @@ class RedisBroker:
         self.clients = redis_clients.clients()
         self.prefix = prefix
         self.cipher: Cipher | None = cipher_for(realtime_settings.ENCRYPTION_KEYS)
-        self._publish = [c.register_script(_PUBLISH) for c in self.clients.hosts]
+        self._publish_sha = hashlib.sha1(_PUBLISH.encode(), usedforsecurity=False).hexdigest()
+        self._recorder: Batcher[dict[str, Any], Any] = Batcher(self._record, MAX_WAITING_RECORDS)
         self._snapshot = [c.register_script(_SNAPSHOT) for c in self.clients.hosts]
 
     def _keys(self, channel: str) -> tuple[str, str]:
@@ -282,24 +308,23 @@ class RedisBroker:
     async def publish_many(
         self, records: Sequence[tuple[str, str, str | None]]
     ) -> list[Position | None]:
-        # Record every publication (one pipeline per host), then send each
-        # recorded one to its group, in order.
-        by_host: dict[int, list[int]] = collections.defaultdict(list)
-        for index, (channel, _, _) in enumerate(records):
-            by_host[self._shard(channel)].append(index)
-        results: list[Any] = [None] * len(records)
-        for host, indexes in by_host.items():
-            if len(indexes) == 1:
-                index = indexes[0]
-                results[index] = await self._publish[host](**self._publish_args(*records[index]))
-                continue
-            pipe = self.clients.hosts[host].pipeline(transaction=False)
-            for index in indexes:
-                await self._publish[host](**self._publish_args(*records[index]), client=pipe)
-            for index, result in zip(indexes, await pipe.execute(), strict=True):
-                results[index] = result
+        # Record every publication (in the round trip of whatever concurrent
+        # publishers record too), then send each recorded one to its group,
+        # in order. An error Redis answered for one record fails its caller
+        # only, after the caller's other records are sent.
+        results = await self._recorder.put(
+            [self._publish_args(*record) | {"shard": self._shard(record[0])} for record in records]
+        )
+        # What was recorded is sent even when another record failed: a retry
+        # with the same dedupe key then skips it instead of losing it.
+        failure: BaseException | None = None
         positions: list[Position | None] = []
-        for (channel, prefix, _), (offset, epoch) in zip(records, results, strict=True):
+        for (channel, prefix, _), result in zip(records, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                positions.append(None)
+                continue
+            offset, epoch = result
             if int(offset) == 0:
                 positions.append(None)
                 continue
@@ -310,7 +335,31 @@ class RedisBroker:
                 layer_message(channel, frame, offset=position.offset, epoch=position.epoch),
             )
             positions.append(position)
+        if failure is not None:
+            raise failure
         return positions
+
+    async def _record(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """Run the publish script for each call: one pipeline per host, with
+        EVALSHA (loading the script once when a host does not have it)."""
+        results: list[Any] = [None] * len(calls)
+        by_host: dict[int, list[int]] = collections.defaultdict(list)
+        for index, call in enumerate(calls):
+            by_host[call["shard"]].append(index)
+        for host, indexes in by_host.items():
+            for attempt in range(2):
+                pipe = self.clients.hosts[host].pipeline(transaction=False)
+                for index in indexes:
+                    keys, args = calls[index]["keys"], calls[index]["args"]
+                    pipe.evalsha(self._publish_sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+                if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
+                    await self.clients.hosts[host].script_load(_PUBLISH)
+                    continue  # NOSCRIPT ran nothing: run them all again
+                for index, reply in zip(indexes, replies, strict=True):
+                    results[index] = reply
+                break
+        return results
 
     async def publish_all(self, frame: str, *, dedupe_key: str | None = None) -> bool:
         key = f"{self.prefix}:published-all:{dedupe_key}"
@@ -320,6 +369,13 @@ class RedisBroker:
         if dedupe_key is not None:
             await self.clients.primary.set(key, "1", ex=DEDUPE_TTL)
         return True
+
+    async def send_ephemeral(
+        self, channel: str, frame: str, *, skip_user: int | None = None
+    ) -> None:
+        await self.layer.group_send(
+            group_for(channel), layer_message(channel, frame, skip_user=skip_user)
+        )
 
     async def snapshot(self, channel: str, *, after: int | None = None) -> Snapshot:
         meta, history = self._keys(channel)

@@ -1,13 +1,36 @@
-"""`manage.py check --deploy`: what must not go to production as it is."""
+"""System checks: limits that must agree, and (`check --deploy`) what must not go
+to production as it is."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import realtime_settings
+
+# What a publication's frame holds besides its `data`: type, channel, id,
+# timestamp, offset, epoch and the WebSocket header, with room to spare.
+ENVELOPE_ALLOWANCE = 4096
+
+
+@register()
+def realtime_limit_checks(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Limits that would make an accepted publication undeliverable."""
+    largest_frame = realtime_settings.MAX_PUBLICATION_BYTES + ENVELOPE_ALLOWANCE
+    if largest_frame > realtime_settings.MAX_SOCKET_BUFFER_BYTES:
+        return [
+            Error(
+                "A publication accepted at REALTIME_MAX_PUBLICATION_BYTES would not fit in one"
+                " socket's buffer (REALTIME_MAX_SOCKET_BUFFER_BYTES): every subscriber would"
+                " be cut off as slow.",
+                hint=f"Keep MAX_SOCKET_BUFFER_BYTES at least MAX_PUBLICATION_BYTES"
+                f" + {ENVELOPE_ALLOWANCE}.",
+                id="realtime.E001",
+            )
+        ]
+    return []
 
 
 @register(Tags.security, deploy=True)

@@ -15,14 +15,21 @@ DEFAULTS: dict[str, Any] = {
     # Largest client frame accepted, in bytes (UTF-8). Larger: error
     # `message_too_big`, then close 4013.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # Largest publication `data`, serialized as JSON, in bytes (UTF-8). Larger:
+    # POST /broadcast answers 413 `payload_too_large`; nothing is published.
+    "MAX_PUBLICATION_BYTES": 64 * 1024,
     # Service keys for POST /broadcast (`Authorization: Api-Key <key>`).
     # Empty: open while DEBUG is on, refused (503) when it is off.
     "BROADCAST_API_KEYS": [],
     # Seconds a channel-layer call (publish, join) may take before the request
     # that made it answers 503.
     "LAYER_TIMEOUT": 4.0,
-    # Seconds a Redis health probe may take before /health answers 503.
+    # Seconds the health probes (Redis and the database, at once) may take
+    # before /health answers 503.
     "HEALTH_TIMEOUT": 3.0,
+    # Paths where every error answers `{"detail", "code"}` JSON, never an
+    # HTML page (realtime.exceptions); prefixes.
+    "JSON_ERROR_PATHS": ["/api/", "/broadcast", "/health", "/stats"],
     # Prefix of every Redis key and pub/sub channel this project uses.
     "REDIS_PREFIX": "paychain",
     # Channels anyone may subscribe to, anonymous sockets included.
@@ -32,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_RULE": None,
     # Sockets without a token (or session) are allowed.
     "ALLOW_ANONYMOUS": True,
+    # With ALLOW_ANONYMOUS off, seconds a socket opened without credentials
+    # has to send its first frame, `auth` with a token; anything else, or
+    # nothing in time: `unauthorized`, then close 4001.
+    "AUTH_TIMEOUT": 10.0,
     # More than RATE_LIMIT_FRAMES client frames in any RATE_LIMIT_SECONDS:
     # close 4008.
     "RATE_LIMIT_FRAMES": 100,
@@ -48,6 +59,16 @@ DEFAULTS: dict[str, Any] = {
     # Open sockets per user, across every process sharing Redis; the newest
     # beyond it is closed with 4029.
     "MAX_SOCKETS_PER_USER": 20,
+    # Open sockets per client address, in each server process; the next one
+    # gets `too_many_connections` and close 4029. None or 0: no cap.
+    "MAX_SOCKETS_PER_IP": None,
+    # Proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For`
+    # names the client (realtime.peers); empty: the peer is the client.
+    "TRUSTED_PROXIES": [],
+    # Seconds between checks that the sessions of session-authenticated
+    # sockets still live (realtime.sessions): a socket ends at most about this
+    # long after its session's logout or expiry.
+    "SESSION_CHECK_INTERVAL": 15.0,
     # Thresholds of the cyclic garbage collector in server processes (see
     # realtime.startup.tune_process); None leaves Python's defaults.
     "GC_THRESHOLD": (50_000, 20, 20),

@@ -24,16 +24,19 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import protocol
+from . import instruments, protocol
 from .auth import SocketAuthError, aauthenticate_token
 from .broker import Position, parse_since
 from .client import SERVER_SEND, Client
 from .conf import realtime_settings
+from .handlers import ClientMessage, handle_client_message
 from .node import JoinError, Node, get_node
+from .peers import address_slots, client_address
 from .permissions import acan_subscribe, personal_channel
 from .presence import presence_enabled
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
 from .servers.extension import transport_of
+from .sessions import session_watch
 from .wsframe import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     closing = False
     _frames: deque[float] | None = None
     _expiry: asyncio.TimerHandle | None = None
+    # Anonymous sockets refused: signed in by neither token nor session, the
+    # socket must send `auth` first, within AUTH_TIMEOUT seconds.
+    awaiting_auth = False
+    address: str | None = None  # counted against MAX_SOCKETS_PER_IP
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale DB connections through a thread on
@@ -76,6 +83,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+        session_watch.unwatch(self)
+        if self.address is not None:
+            address_slots.release(self.address)
+            self.address = None
         if self.socket is not None:
             self.socket.disconnected()
             self.node.detach(self.socket)
@@ -83,6 +94,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- life cycle -----------------------------------------------------------------
 
     async def connect(self) -> None:
+        if not self.claim_address():
+            await self.accept()
+            await self.refuse(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                "Too many connections from your address",
+                CloseCode.TOO_MANY_CONNECTIONS,
+            )
+            return
         try:
             self.node = await get_node()
         except Exception as exc:
@@ -93,6 +112,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 ProtocolError(ErrorCode.SERVICE_UNAVAILABLE, "Service unavailable, retry soon")
             )
+            instruments.disconnects[CloseCode.SERVICE_UNAVAILABLE] += 1
             await self.close(CloseCode.SERVICE_UNAVAILABLE)
             return
         await self.accept()
@@ -102,19 +122,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             user = None
-            if not realtime_settings.ALLOW_ANONYMOUS:
-                await self.refuse(
-                    ErrorCode.UNAUTHORIZED,
-                    "Unauthorized: connect with ?token=<access token>",
-                    CloseCode.UNAUTHORIZED,
-                )
-                return
+            self.awaiting_auth = not realtime_settings.ALLOW_ANONYMOUS
         self.socket = self.node.attach(
             self.scope.get(SERVER_SEND, self.base_send), transport_of(self.scope)
         )
         if user is not None and not await self.claim_slot(user):
             return
         self.expire_at(self.scope.get("token_expires_at"))
+        if self.awaiting_auth:
+            self._expiry = asyncio.get_running_loop().call_later(
+                realtime_settings.AUTH_TIMEOUT,
+                lambda: asyncio.ensure_future(self.refuse_unauthenticated()),
+            )
+        if user is not None and self.scope.get("token_expires_at") is None:
+            self.watch_session()
         # The personal channel is joined before `connected` and held until
         # it is written: nothing reaches the socket before `connected`, and
         # nothing published to the user after it is missed.
@@ -133,9 +154,35 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        # The server's own closes were counted when it decided them.
+        if not self.closing and not (self.socket is not None and self.socket.closing):
+            instruments.disconnects[code] += 1
         if self.socket is not None:
             logger.info("Client %s disconnected (code %s)", self.socket.id, code)
         self.forget_socket()
+
+    def claim_address(self) -> bool:
+        """Count the socket against its address' limit of open sockets."""
+        limit = realtime_settings.MAX_SOCKETS_PER_IP
+        address = client_address(self.scope)
+        if not limit or address is None:
+            return True
+        if not address_slots.claim(address, limit):
+            return False
+        self.address = address
+        return True
+
+    def watch_session(self) -> None:
+        """A socket signed in by session cookie ends with its session."""
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        if key:
+            session_watch.watch(self, key, self.session_ended)
+
+    async def session_ended(self) -> None:
+        await self.refuse(
+            ErrorCode.UNAUTHORIZED, "Unauthorized: the session ended", CloseCode.UNAUTHORIZED
+        )
 
     async def sign_in(self, user: Any) -> bool:
         """Make the socket this user's: count it against their limit of open
@@ -181,6 +228,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 delay, lambda: asyncio.ensure_future(self.token_expired())
             )
 
+    async def refuse_unauthenticated(self) -> None:
+        await self.refuse(
+            ErrorCode.UNAUTHORIZED,
+            'Unauthorized: send {"type": "auth", "token": ...} first',
+            CloseCode.UNAUTHORIZED,
+        )
+
     async def token_expired(self) -> None:
         await self.refuse(ErrorCode.TOKEN_EXPIRED, "Token expired", CloseCode.UNAUTHORIZED)
 
@@ -189,6 +243,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        instruments.disconnects[close_code] += 1
         logger.info("Closing client socket with %s: %s", close_code, message)
         socket = self.socket
         if socket is None:
@@ -197,6 +252,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.node.detach(socket)
         self.node.counters.errors_sent += 1
+        instruments.errors[code] += 1
         await socket.close(close_code, last_words=protocol.encode(protocol.error(code, message)))
 
     # --- frames -----------------------------------------------------------------------
@@ -212,7 +268,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             frame = protocol.parse_frame(
                 text_data, bytes_data, max_bytes=realtime_settings.MAX_FRAME_BYTES
             )
-            await self.handlers[frame.type](self, frame)
+            if self.awaiting_auth and frame.type != ClientType.AUTH:
+                await self.refuse_unauthenticated()
+                return
+            handler = self.handlers.get(frame.type)
+            if handler is not None:
+                await handler(self, frame)
+            else:
+                await self.on_app_message(frame)
         except ProtocolError as exc:
             if exc.close_code is not None:
                 await self.refuse(exc.code, exc.message, exc.close_code)
@@ -238,6 +301,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.socket.write(Outgoing(text))
 
     async def send_error(self, exc: ProtocolError) -> None:
+        instruments.errors[exc.code] += 1
         if self.socket is not None:
             self.node.counters.errors_sent += 1
         await self.send_message(exc.as_message())
@@ -367,6 +431,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         if self.user is None and not await self.sign_in(identity.user):
             return
+        self.awaiting_auth = False
+        # From now on the token, not a session, keeps the socket signed in.
+        session_watch.unwatch(self)
         self.expire_at(identity.expires_at)
         await self.send_message(
             protocol.envelope(
@@ -392,6 +459,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         users = await self.node.presence.users(name)
         await self.send_message(
             protocol.envelope(ServerType.PRESENCE, {"channel": name, "users": users})
+        )
+
+    async def on_app_message(self, frame: ClientFrame) -> None:
+        """A frame an app handles (realtime.handlers), or `unknown_type`."""
+        assert self.socket is not None
+        await handle_client_message(
+            ClientMessage(
+                frame=frame,
+                user=self.user,
+                channels=frozenset(self.socket.channels),
+                reply=self.send_message,
+                connection_id=self.socket.id,
+            )
         )
 
     def own_channels(self) -> set[str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
-from . import protocol, redis_clients
+from . import instruments, protocol, redis_clients
 from .broker import (
     GROUP_ALL,
     PUBLICATION,
@@ -169,7 +169,8 @@ class Node:
         frame = message["frame"]
         offset = message.get("offset")
         if channel is None or offset is None:
-            self.hub.deliver(channel, frame, skip_user=message.get("skip_user"))
+            if self.hub.deliver(channel, frame, skip_user=message.get("skip_user")):
+                instruments.delivered(message)
             return
         if channel not in self.delivered:
             return  # no longer joined
@@ -182,7 +183,8 @@ class Node:
                 await self._fill(channel, last, position)
         elif last is not None and position.offset > 1:
             await self._fill(channel, Position(0, position.epoch), position)
-        self.hub.deliver(channel, frame, position.offset)
+        if self.hub.deliver(channel, frame, position.offset):
+            instruments.delivered(message)
         self._delivered(channel, position)
 
     def _delivered(self, channel: str, position: Position) -> None:
@@ -276,6 +278,8 @@ class Node:
     def _cut_off(self, client: Client) -> None:
         self.counters.slow_disconnects += 1
         self.counters.errors_sent += 1
+        instruments.errors[ErrorCode.SLOW_CONSUMER] += 1
+        instruments.disconnects[protocol.CloseCode.SLOW_CONSUMER] += 1
         last_words = protocol.encode(
             protocol.error(
                 ErrorCode.SLOW_CONSUMER,

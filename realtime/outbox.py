@@ -15,10 +15,13 @@ committed. A relay then publishes it through the publishing service:
 * rows of one ordering key (one job) go out in id order: only the oldest
   pending row of a key is ever claimed, so a row that failed holds back the
   later rows of its key until it is published or marked `failed`;
-* the channel layer being down (PublishError) is not the row's fault: the
-  relay backs off and retries for as long as it takes, counting nothing;
-  any other error counts an attempt, and after OUTBOX_MAX_ATTEMPTS the row is
-  marked `failed` with its error (the admin can send it back to pending);
+* the channel layer or Redis being unreachable (LayerUnavailableError) is not the
+  row's fault: the relay backs off and retries for as long as it takes,
+  counting nothing; any other error (PublishFailedError: Redis answered with an
+  error such as WRONGTYPE, or a bug; a row that cannot be published) counts
+  an attempt of that row only, the relay goes on with the other rows, and
+  after OUTBOX_MAX_ATTEMPTS (default 5) the row is marked `failed` with its
+  error (the admin can send it back to pending);
 * published rows are pruned after OUTBOX_RETENTION seconds, idempotency
   records of POST /broadcast after a day.
 
@@ -51,7 +54,7 @@ from . import protocol
 from .conf import realtime_settings
 from .idempotency import IDEMPOTENCY_TTL
 from .models import IdempotencyRecord, OutboxMessage, OutboxStatus
-from .services import PublishError, apublish
+from .services import LayerUnavailableError, apublish
 
 logger = logging.getLogger(__name__)
 
@@ -277,9 +280,11 @@ class Relay:
                     channels=message.channels,
                     message_id=str(message.message_id),
                 )
-            except PublishError as exc:
+            except LayerUnavailableError as exc:
                 result.layer_error = str(exc)
-                await _in_thread(release)(batch[index:], owner=owner, error=f"PublishError: {exc}")
+                await _in_thread(release)(
+                    batch[index:], owner=owner, error=f"LayerUnavailableError: {exc}"
+                )
                 break
             except Exception as exc:
                 result.failed += 1

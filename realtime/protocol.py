@@ -39,6 +39,10 @@ class ServerType:
     RESYNC = "resync"
     USER_ONLINE = "user_online"
     USER_OFFLINE = "user_offline"
+    # Chat (frames handled by an app, see realtime.handlers): the answer to
+    # `chat_send`, and a participant's typing state (not a publication).
+    CHAT_ACK = "chat_ack"
+    TYPING = "typing"
 
 
 class ClientType:
@@ -49,8 +53,24 @@ class ClientType:
     PING = "ping"
     AUTH = "auth"
     PRESENCE = "presence"
+    # Chat: handled by the handler an app registers (realtime.handlers);
+    # `unknown_type` while none is registered.
+    CHAT_SEND = "chat_send"
+    TYPING = "typing"
+    CHAT_READ = "chat_read"
 
-    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING, AUTH, PRESENCE})
+    ALL = frozenset({SUBSCRIBE, UNSUBSCRIBE, PING, AUTH, PRESENCE, CHAT_SEND, TYPING, CHAT_READ})
+
+
+class PublicationType:
+    """Types of publications the apps make (ids, offsets, history like any
+    publication): named here so that clients find every type in one place."""
+
+    CHAT_MESSAGE = "chat_message"
+    CHAT_READ = "chat_read"
+    CHAT_NOTIFICATION = "chat_notification"
+    PAYMENT_RELEASED = "payment_released"
+    PAYMENT_REFUNDED = "payment_refunded"
 
 
 class ErrorCode:
@@ -71,6 +91,8 @@ class ErrorCode:
     TOO_MANY_CONNECTIONS = "too_many_connections"
     PRESENCE_DISABLED = "presence_disabled"
     SLOW_CONSUMER = "slow_consumer"
+    # Too many chat messages stored in a while; the socket stays open.
+    CHAT_RATE_LIMITED = "chat_rate_limited"
 
 
 class CloseCode:
@@ -123,15 +145,28 @@ def encode(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def publication_prefixes(
-    type: str, data: dict[str, Any], *, id: str, channels: list[str]
-) -> list[str]:
+def _publication_head(type: str, data_json: str) -> str:
+    return f'{{"type":{encode(type)},"data":{data_json},"timestamp":"{timestamp()}"'
+
+
+def publication_prefixes(type: str, data_json: str, *, id: str, channels: list[str]) -> list[str]:
     """The envelope of one publication to each of `channels`, encoded, each
-    without its closing brace (the broker adds the position). `data` is
-    serialized once for all of them; the result is what `encode(envelope(type,
-    data, channel=c, id=id))[:-1]` gives."""
-    head = f'{{"type":{encode(type)},"data":{encode(data)},"timestamp":"{timestamp()}"'
+    without its closing brace (the broker adds the position). `data_json` is
+    `encode(data)`, made once for all of them; the result is what
+    `encode(envelope(type, data, channel=c, id=id))[:-1]` gives."""
+    head = _publication_head(type, data_json)
     return [f'{head},"channel":{encode(channel)},"id":{encode(id)}' for channel in channels]
+
+
+def publication_to_all(type: str, data_json: str, *, id: str) -> str:
+    """The frame of a publication to every client: `encode(envelope(type,
+    data, id=id))`, from `data_json` = `encode(data)`."""
+    return f'{_publication_head(type, data_json)},"id":{encode(id)}}}'
+
+
+def utf8_size(text: str) -> int:
+    """The size of `text` in UTF-8, in bytes."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def error(code: str, message: str, **fields: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ service key or a JWT), sets no cookie, renders no page and, with a service
 key, touches no database.
 
 `service_endpoint(view)` serves one async DRF view (realtime.async_views)
-straight from the event loop: it reads the body (at most MAX_BODY_BYTES, else
-413 before parsing), builds Django's ASGIRequest, checks the host against
-ALLOWED_HOSTS, awaits the view, adds the headers of Django's
+straight from the event loop: it reads the body (at most
+DATA_UPLOAD_MAX_MEMORY_SIZE bytes, else 413 before parsing), builds Django's
+ASGIRequest, checks the host against ALLOWED_HOSTS, awaits the view, adds the headers of Django's
 SecurityMiddleware and sends the response. An unexpected error answers 500
 JSON. Database work the view does goes through channels'
 `database_sync_to_async`, which keeps connections tidy as the request
@@ -26,25 +26,35 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.security import SecurityMiddleware
 
-logger = logging.getLogger(__name__)
+from .exceptions import error_body
 
-# The largest request body a service endpoint reads.
-MAX_BODY_BYTES = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 
 
-def _error(status: int, detail: str, code: str) -> JsonResponse:
-    return JsonResponse({"detail": detail, "code": code}, status=status)
+def _error(status: int, detail: str | None = None, code: str | None = None) -> JsonResponse:
+    body = error_body(status)
+    return JsonResponse(
+        {"detail": detail or body["detail"], "code": code or body["code"]}, status=status
+    )
+
+
+def max_body_bytes() -> int:
+    """The largest request body a service endpoint reads: Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE, as for the rest of the API."""
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 1024 * 1024
 
 
 async def _read_body(receive: Any) -> bytes | None:
-    """The whole body, or None when it is over MAX_BODY_BYTES or the client left."""
+    """The whole body, or None when it is over max_body_bytes() or the client left."""
+    limit = max_body_bytes()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -53,7 +63,7 @@ async def _read_body(receive: Any) -> bytes | None:
             return None
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -73,7 +83,7 @@ def service_endpoint(view: View) -> Callable[..., Awaitable[None]]:
         request: HttpRequest | None = None
         if body is None:
             response: HttpResponseBase = _error(
-                413, f"The body is over {MAX_BODY_BYTES} bytes.", "payload_too_large"
+                413, f"The request body is over {max_body_bytes()} bytes.", "payload_too_large"
             )
         else:
             request = ASGIRequest(scope, io.BytesIO(body))
@@ -87,7 +97,7 @@ def service_endpoint(view: View) -> Callable[..., Awaitable[None]]:
                 response = _error(400, "Invalid Host header.", "invalid_host")
             except Exception:
                 logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
-                response = _error(500, "Internal server error.", "server_error")
+                response = _error(500)
             response = security.process_response(request, cast(HttpResponse, response))
         await _send(response, send)
 

@@ -11,11 +11,13 @@ frame to its local subscribers (see `realtime.broker` and `realtime.node`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from asgiref.sync import async_to_sync
 
 from . import protocol
@@ -27,7 +29,63 @@ logger = logging.getLogger(__name__)
 
 
 class PublishError(Exception):
-    """The channel layer did not take the publication (down, or too slow)."""
+    """The publication was not made. Raised as one of the two kinds below,
+    which callers tell apart: only the first is worth retrying as it is."""
+
+    code = "publish_failed"
+
+
+class LayerUnavailableError(PublishError):
+    """The channel layer or Redis is unreachable: a connection refused or
+    lost, or no answer within REALTIME["LAYER_TIMEOUT"] seconds. Retry later."""
+
+    code = "channel_layer_unavailable"
+
+
+class PublishFailedError(PublishError):
+    """Any other failure: Redis answered with an error (WRONGTYPE on one key,
+    a full memory, a script error) or the code has a bug. Retrying the same
+    publication may fail the same way."""
+
+
+class PublicationTooLargeError(PublishFailedError):
+    """The publication's `data`, serialized, is over
+    REALTIME["MAX_PUBLICATION_BYTES"]. Nothing was published."""
+
+    code = "payload_too_large"
+
+
+# What "unreachable" is: redis-py's connection and timeout errors (its
+# ConnectionError covers a Redis still loading its data), and the socket's own
+# (OSError: refused, reset, timed out).
+UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+)
+
+
+def publish_error(exc: BaseException) -> PublishError:
+    """The PublishError that says what `exc`, raised while publishing, means."""
+    detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+    if isinstance(exc, UNREACHABLE_ERRORS):
+        return LayerUnavailableError(f"The channel layer is unreachable: {detail}")
+    return PublishFailedError(f"The publication failed: {detail}")
+
+
+@contextlib.asynccontextmanager
+async def _on_the_layer() -> AsyncIterator[None]:
+    """Broker work within REALTIME["LAYER_TIMEOUT"], any failure raised as
+    the PublishError it means."""
+    try:
+        async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
+            yield
+    except TimeoutError:
+        raise LayerUnavailableError(
+            f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
+        ) from None
+    except Exception as exc:
+        raise publish_error(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -71,8 +129,9 @@ async def apublish(
     same `id` and its own `channel`, `offset` and `epoch` (see
     realtime.broker). With `message_id` given, publishing is idempotent: the
     same id to the same channel within a day delivers nothing again.
-    Raises PublishError when the channel layer fails or does not answer
-    within REALTIME["LAYER_TIMEOUT"] seconds."""
+    Raises LayerUnavailableError when the channel layer cannot be reached or does
+    not answer within REALTIME["LAYER_TIMEOUT"] seconds, PublishFailedError when
+    publishing fails otherwise (both are PublishError)."""
     message = Message(type, data or {}, _targets(channel, channels), message_id)
     return (await apublish_many([message]))[0]
 
@@ -87,33 +146,32 @@ async def apublish_many(messages: Sequence[Message]) -> list[Publication]:
     for message in messages:
         message_id = message.message_id or protocol.new_message_id()
         dedupe = message_id if message.message_id is not None else None
+        data_json = protocol.encode(message.data)
+        if protocol.utf8_size(data_json) > realtime_settings.MAX_PUBLICATION_BYTES:
+            raise PublicationTooLargeError(
+                f"The data of {message.type!r} is over"
+                f" {realtime_settings.MAX_PUBLICATION_BYTES} bytes as JSON."
+            )
         if message.channels:
             prefixes = protocol.publication_prefixes(
-                message.type, message.data, id=message_id, channels=list(message.channels)
+                message.type, data_json, id=message_id, channels=list(message.channels)
             )
             records.extend(
                 (channel, prefix, dedupe)
                 for channel, prefix in zip(message.channels, prefixes, strict=True)
             )
         else:
-            frame = protocol.encode(protocol.envelope(message.type, message.data, id=message_id))
+            frame = protocol.publication_to_all(message.type, data_json, id=message_id)
             to_all.append((frame, dedupe))
         publications.append(
             Publication(id=message_id, type=message.type, channels=message.channels)
         )
-    try:
-        async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
-            broker = get_broker()
-            if records:
-                await broker.publish_many(records)
-            for frame, dedupe in to_all:
-                await broker.publish_all(frame, dedupe_key=dedupe)
-    except TimeoutError:
-        raise PublishError(
-            f"The channel layer did not answer within {realtime_settings.LAYER_TIMEOUT:g} seconds."
-        ) from None
-    except Exception as exc:
-        raise PublishError(f"The channel layer failed: {exc or exc.__class__.__name__}") from exc
+    async with _on_the_layer():
+        broker = get_broker()
+        if records:
+            await broker.publish_many(records)
+        for frame, dedupe in to_all:
+            await broker.publish_all(frame, dedupe_key=dedupe)
     counters.published += len(publications)
     if logger.isEnabledFor(logging.INFO):
         for publication in publications:
@@ -124,6 +182,23 @@ async def apublish_many(messages: Sequence[Message]) -> list[Publication]:
                 publication.id,
             )
     return publications
+
+
+async def apublish_ephemeral(
+    *,
+    type: str,
+    data: dict[str, Any] | None = None,
+    channel: str,
+    skip_user: int | None = None,
+) -> None:
+    """Send a message to the subscribers of `channel` now, without an id or a
+    position: not a publication (it is never in history, and a socket that
+    is away misses it), as presence events are. Typing indicators are
+    these. `skip_user`: that user's own sockets do not get it. Raises
+    LayerUnavailableError or PublishFailedError as `apublish`."""
+    frame = protocol.encode(protocol.envelope(type, data or {}, channel=channel))
+    async with _on_the_layer():
+        await get_broker().send_ephemeral(channel, frame, skip_user=skip_user)
 
 
 def publish(

@@ -1,29 +1,37 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authentication import get_authorization_header
+from rest_framework.authentication import SessionAuthentication, get_authorization_header
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from . import health
-from .async_views import AsyncAPIView
-from .authentication import ApiKeyAuthentication, CanBroadcast, IsServiceOrStaff
+from . import asyncapi, health, metrics, schema
+from .async_views import AsyncAPIView, FirstRendererNegotiation
+from .authentication import ApiKeyAuthentication, CanBroadcast, IsServiceOrStaff, ServiceClient
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import broadcast_once, caller_of, clean_key
 from .presence import channel_users, presence_enabled
 from .protocol import is_valid_channel
 from .serializers import BroadcastBatchSerializer, BroadcastSerializer, channels_of
-from .services import Message, PublishError, apublish_many
+from .services import (
+    LayerUnavailableError,
+    Message,
+    PublicationTooLargeError,
+    PublishError,
+    apublish_many,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +48,15 @@ class BroadcastApi(AsyncAPIView):
 
     authentication_classes = [ApiKeyAuthentication, JWTAuthentication]
     permission_classes = [CanBroadcast]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
 
     def initial_needs_thread(self, request: Request) -> bool:
         # Only a JWT names a user to load.
         scheme = get_authorization_header(request).split()[:1]
         return bool(scheme) and scheme[0].lower() == b"bearer"
 
+    @extend_schema(**schema.BROADCAST)
     async def post(self, request: Request) -> Response:
         batch = isinstance(request.data, list)
         serializer: BroadcastSerializer | BroadcastBatchSerializer
@@ -78,11 +89,23 @@ class BroadcastApi(AsyncAPIView):
                         channels=message.channels,
                     )
                 ]
-        except PublishError as exc:
+        except PublicationTooLargeError as exc:
+            return Response(
+                {"detail": str(exc), "code": exc.code},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        except LayerUnavailableError as exc:
             logger.error("Broadcast failed: %s", exc)
             return Response(
-                {"detail": str(exc), "code": "channel_layer_unavailable"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                {"detail": str(exc), "code": exc.code}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+            )
+        except PublishError as exc:
+            # Not Redis being away: a bug, or an error Redis answered. Retrying
+            # the same request may fail the same way.
+            logger.error("Broadcast failed: %s", exc)
+            return Response(
+                {"detail": "The publication failed; the server logged why.", "code": exc.code},
+                status=status.HTTP_500_INTERNAL_SERVER_ERROR,
             )
         accepted = [
             {
@@ -96,22 +119,36 @@ class BroadcastApi(AsyncAPIView):
         return Response(accepted if batch else accepted[0], status=status.HTTP_202_ACCEPTED)
 
 
-class HealthApi(APIView):
-    """GET /health: the seed's health document; 503 when Redis does not answer."""
+def sees_every_channel(request: Request) -> bool:
+    """A service key or a staff user: /health and /stats show them every
+    channel; anyone else, the public ones (realtime.health.visible_connections)."""
+    user = request.user
+    return isinstance(user, ServiceClient) or bool(getattr(user, "is_staff", False))
 
-    authentication_classes: list[Any] = []
+
+class HealthApi(APIView):
+    """GET /health: the seed's health document; 503 when Redis or the
+    database does not answer."""
+
+    # Credentials are optional: they only widen what is shown.
+    authentication_classes = [ApiKeyAuthentication, JWTAuthentication, SessionAuthentication]
     permission_classes = [AllowAny]
 
+    @extend_schema(**schema.HEALTH)
     def get(self, request: Request) -> Response:
-        problem = health.channel_layer_problem()
+        layer_problem, database_problem = health.problems()
+        problems = [p for p in (layer_problem, database_problem) if p]
+        # Redis away: this process' own counts, without waiting on it again.
+        connections = (health.local() if layer_problem else health.cluster())["connections"]
         body = {
-            "status": "unhealthy" if problem else "healthy",
+            "status": "unhealthy" if problems else "healthy",
             "service": "websocket-server",
-            # Redis away: this process' own counts, without waiting on it again.
-            "connections": (health.local() if problem else health.cluster())["connections"],
+            "connections": health.visible_connections(
+                connections, every_channel=sees_every_channel(request)
+            ),
         }
-        if problem:
-            body["reason"] = problem
+        if problems:
+            body["reason"] = " ".join(problems)
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body)
 
@@ -119,14 +156,17 @@ class HealthApi(APIView):
 class StatsApi(APIView):
     """GET /stats: connections plus message counters."""
 
-    authentication_classes: list[Any] = []
+    authentication_classes = [ApiKeyAuthentication, JWTAuthentication, SessionAuthentication]
     permission_classes = [AllowAny]
 
+    @extend_schema(**schema.STATS)
     def get(self, request: Request) -> Response:
         totals = health.cluster()
         return Response(
             {
-                "connections": totals["connections"],
+                "connections": health.visible_connections(
+                    totals["connections"], every_channel=sees_every_channel(request)
+                ),
                 "messages": totals["messages"],
                 "processes": totals["processes"],
                 "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
@@ -140,6 +180,7 @@ class PresenceApi(APIView):
     authentication_classes = [ApiKeyAuthentication, JWTAuthentication]
     permission_classes = [IsServiceOrStaff]
 
+    @extend_schema(**schema.PRESENCE)
     def get(self, request: Request, channel: str) -> Response:
         if not is_valid_channel(channel):
             raise ValidationError({"channel": ["1 to 80 letters, digits, '_', '-' or '.'."]})
@@ -150,3 +191,28 @@ class PresenceApi(APIView):
             )
         users = async_to_sync(channel_users)(channel)
         return Response({"channel": channel, "users": users})
+
+
+class MetricsApi(APIView):
+    """GET /metrics: this process' metrics in the Prometheus text format
+    (realtime.metrics), for a service key or a staff user's JWT."""
+
+    authentication_classes = [ApiKeyAuthentication, JWTAuthentication]
+    permission_classes = [IsServiceOrStaff]
+    # Prometheus asks for text/plain or anything; errors are JSON.
+    renderer_classes = [JSONRenderer, metrics.TextRenderer]
+
+    @extend_schema(**schema.METRICS)
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
+
+
+class AsyncApiDocumentApi(APIView):
+    """GET /api/asyncapi.json: the AsyncAPI 3.0 document of the socket protocol."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(**schema.ASYNCAPI)
+    def get(self, request: Request) -> Response:
+        return Response(asyncapi.document())

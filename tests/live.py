@@ -1,6 +1,7 @@
 """Real processes for the tests about sockets and delivery: servers (the
-production launcher under uvicorn or daphne, or runserver) on free ports, and
-Redis servers of the tests' own."""
+production launcher under uvicorn or daphne, or runserver) on free ports,
+Redis servers of the tests' own, and the databases they share (a SQLite file,
+or a PostgreSQL database of the test run's own)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,33 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+# The live servers' secret key: long enough for `check --deploy`, and set so
+# that a server started with DJANGO_DEBUG=false does not refuse to start.
+TEST_SECRET_KEY = "paychain-live-tests-" + "k3y-" * 12
+# The machine's PostgreSQL (trust auth): PAYCHAIN_TEST_POSTGRES_URL, any
+# database of it that the user may connect to; the tests create their own.
+POSTGRES_URL = (
+    os.environ.get("PAYCHAIN_TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+)
+DATABASES = ["sqlite", "postgres"]
+# Runs a live test's servers on SQLite and on PostgreSQL (the `database` fixture).
+on_both_databases = pytest.mark.parametrize("database", DATABASES)
 
 
 def free_port() -> int:
@@ -38,13 +55,21 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "con
         time.sleep(interval)
 
 
+# Sign-in and registration rates for the tests that are not about throttling
+# (tests/test_auth.py sets tight ones).
+GENEROUS_THROTTLE_RATES = {
+    "THROTTLE_LOGIN_RATE": "10000/min",
+    "THROTTLE_REGISTER_RATE": "10000/min",
+}
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL", "BROADCAST_API_KEYS"))
     }
-    env.update({"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})
+    env.update({"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO", **GENEROUS_THROTTLE_RATES})
     env.update(overrides)
     return env
 
@@ -62,6 +87,86 @@ def migrated_database(directory: Path) -> Path:
     target = directory / f"db-{uuid.uuid4().hex[:8]}.sqlite3"
     shutil.copy(template, target)
     return target
+
+
+@dataclass
+class PostgresDatabases:
+    """The databases one test run makes on a PostgreSQL server, all named
+    `<prefix>_...`: a migrated template, made once, and a copy of it per test
+    (CREATE DATABASE ... TEMPLATE). `drop_all` drops every one of them;
+    bin/test sets the prefix (PAYCHAIN_TEST_DB_PREFIX) and drops what a killed
+    run left behind."""
+
+    server_url: str = POSTGRES_URL
+    prefix: str = field(
+        default_factory=lambda: (
+            # One template per pytest-xdist worker; all share the run's prefix.
+            (os.environ.get("PAYCHAIN_TEST_DB_PREFIX") or f"paychain_test_{os.getpid()}")
+            + f"_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+        )
+    )
+    _template: str | None = None
+
+    def database_url(self, name: str) -> str:
+        """A DATABASE_URL (dj-database-url form) for database `name`."""
+        info = psycopg.conninfo.conninfo_to_dict(self.server_url)
+        user = info.get("user") or "postgres"
+        password = f":{info['password']}" if info.get("password") else ""
+        host = info.get("host") or "127.0.0.1"
+        port = info.get("port") or 5432
+        return f"postgres://{user}{password}@{host}:{port}/{name}"
+
+    def execute(self, statement: sql.Composable) -> None:
+        with psycopg.connect(self.server_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(statement)
+
+    def names(self) -> list[str]:
+        with psycopg.connect(self.server_url, autocommit=True, connect_timeout=3) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [self.prefix]
+            ).fetchall()
+        return [name for (name,) in rows]
+
+    def template(self) -> str:
+        if self._template is None:
+            name = f"{self.prefix}_template"
+            self.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+                cwd=ROOT,
+                env=base_env(DATABASE_URL=self.database_url(name)),
+                check=True,
+            )
+            self._template = name
+        return self._template
+
+    def create(self) -> str:
+        """A new migrated database; returns its DATABASE_URL."""
+        name = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        self.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(self.template())
+            )
+        )
+        return self.database_url(name)
+
+    def drop(self, name: str) -> None:
+        self.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+    def drop_all(self) -> None:
+        for name in self.names():
+            self.drop(name)
+
+
+def query(database_url: str, statement: str) -> list[tuple]:
+    """Rows of `statement` on a live server's database, SQLite or PostgreSQL."""
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)) as db:
+            return list(db.execute(statement))
+    with psycopg.connect(database_url, connect_timeout=3) as conn:
+        return conn.execute(statement).fetchall()
 
 
 def serve_command(server: str = "uvicorn", app: str | None = None) -> list[str]:

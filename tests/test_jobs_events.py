@@ -12,7 +12,6 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs import services
-from jobs.models import JobStatus
 from realtime.models import OutboxMessage, OutboxStatus
 from realtime.outbox import Relay
 
@@ -114,18 +113,8 @@ async def test_a_change_made_in_the_admin_publishes_the_same_event():
     def refund_in_admin() -> int:
         client = Client()
         client.force_login(admin)
-        form = {
-            "title": job.title,
-            "description": "",
-            "job_type": job.job_type,
-            "pay_amount_usd": str(job.pay_amount_usd),
-            "status": JobStatus.REFUNDED,
-            "employer": str(job.employer_id),
-            "worker": "",
-            "expires_at_0": job.expires_at.strftime("%Y-%m-%d"),
-            "expires_at_1": job.expires_at.strftime("%H:%M:%S"),
-        }
-        return client.post(f"/admin/jobs/job/{job.pk}/change/", form).status_code
+        form = {"action": "refund_jobs", "_selected_action": [str(job.pk)]}
+        return client.post("/admin/jobs/job/", form).status_code
 
     assert await sync_to_async(refund_in_admin)() == 302
     event = await socket.receive_json_from()

@@ -5,13 +5,12 @@ real sockets."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 
 import pytest
 
-from .live import LiveServer, wait_for
+from .live import LiveServer, on_both_databases, query, wait_for
 from .wsclient import connect, recv_json, subscribe
 
 pytestmark = pytest.mark.live
@@ -35,13 +34,13 @@ def post_job(server: LiveServer, access: str, title: str) -> int:
 
 
 def outbox_rows(server: LiveServer) -> list[tuple[str, str]]:
-    """(status, lease owner) of each outbox row of the servers' shared SQLite
-    file, in id order."""
-    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
-    with closing(sqlite3.connect(path, timeout=10)) as db:
-        return list(
-            db.execute("SELECT status, lease_owner FROM realtime_outboxmessage ORDER BY id")
-        )
+    """(status, lease owner) of each outbox row of the servers' shared
+    database, in id order."""
+    rows = query(
+        server.env["DATABASE_URL"],
+        "SELECT status, lease_owner FROM realtime_outboxmessage ORDER BY id",
+    )
+    return [(status, owner) for status, owner in rows]
 
 
 def outbox_statuses(server: LiveServer) -> list[str]:
@@ -58,6 +57,7 @@ def frozen(server: LiveServer) -> Iterator[None]:
         server.process.send_signal(signal.SIGCONT)
 
 
+@on_both_databases
 async def test_a_job_posted_through_the_api_reaches_a_socket_within_a_second(daphne_server):
     ws, _ = await connect(daphne_server.ws_url)
     await subscribe(ws, "jobs")
@@ -92,6 +92,7 @@ async def test_jobs_saved_while_redis_is_down_reach_sockets_once_it_is_back(
     await ws.close()
 
 
+@on_both_databases
 async def test_events_a_killed_server_saved_are_relayed_by_the_next_server(
     daphne_factory, own_redis
 ):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.events import job_event, job_event_channels
-from realtime import outbox
+from realtime import outbox, redis_clients
 from realtime.models import IdempotencyRecord, OutboxMessage, OutboxStatus
 from realtime.outbox import Relay, prune
 from realtime.services import Publication
@@ -77,7 +77,12 @@ def test_each_status_change_of_a_job_adds_its_event_under_the_jobs_key():
     accepted = services.job_accept(job=job, worker=worker)
     services.job_complete(job=accepted, employer=accepted.employer)
     written = OutboxMessage.objects.filter(key=f"job:{job.pk}").order_by("id")
-    assert [m.type for m in written] == ["job_created", "job_accepted", "job_completed"]
+    assert [m.type for m in written] == [
+        "job_created",
+        "job_accepted",
+        "job_completed",
+        "payment_released",
+    ]
     assert written[2].channels == ["jobs", f"user.{job.employer_id}", f"user.{worker.pk}"]
 
 
@@ -154,7 +159,8 @@ async def test_relay_outbox_once_publishes_pending_events_in_order_per_job_and_m
     first, second = await sync_to_async(make_history)()
     assert await socket.receive_nothing(timeout=0.2)
     output = await sync_to_async(relay_once)()
-    assert "Published 5 outbox message(s)" in output
+    # 5 job events, and the payment notification (to personal channels only).
+    assert "Published 6 outbox message(s)" in output
     events = [await socket.receive_json_from() for _ in range(5)]
     assert await socket.receive_nothing(timeout=0.2)
     by_job: dict[int, list[str]] = {}
@@ -167,7 +173,7 @@ async def test_relay_outbox_once_publishes_pending_events_in_order_per_job_and_m
     messages = [m async for m in OutboxMessage.objects.order_by("id")]
     assert {m.status for m in messages} == {OutboxStatus.PUBLISHED}
     assert [e["id"] for e in events if e["data"]["job_id"] == first] == [
-        str(m.message_id) for m in messages if m.key == f"job:{first}"
+        str(m.message_id) for m in messages if m.key == f"job:{first}" and "jobs" in m.channels
     ]
     await socket.disconnect()
 
@@ -221,6 +227,34 @@ def test_a_row_that_keeps_failing_is_marked_failed_with_its_error_and_frees_its_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_redis_error_on_one_channel_fails_its_row_after_the_attempts_and_no_other(
+    settings, redis_layer
+):
+    prefix, redis = redis_layer
+    settings.REALTIME = {**settings.REALTIME, "OUTBOX_MAX_ATTEMPTS": 3, "OUTBOX_RETRY_MAX": 0}
+    # The injected fault: the broker's offset record of one channel holds a
+    # string, so Redis answers WRONGTYPE to every publication there.
+    redis.set(f"{prefix}:stream:{{poisoned}}:meta", "x")
+    create = sync_to_async(outbox_message)
+    broken = await create(key="job:1", channels=["poisoned"])
+    later = await create(key="job:1", channels=["jobs"])
+    others = [await create(key=f"job:{n}", channels=["jobs"]) for n in (2, 3)]
+    try:
+        result = await Relay().drain()
+    finally:
+        await redis_clients.close_clients()
+    assert not result.layer_down
+    assert result.failed == 3
+    broken = await OutboxMessage.objects.aget(pk=broken.pk)
+    assert broken.status == OutboxStatus.FAILED
+    assert broken.attempts == 3
+    assert "WRONGTYPE" in broken.last_error
+    for row in [later, *others]:
+        row = await OutboxMessage.objects.aget(pk=row.pk)
+        assert row.status == OutboxStatus.PUBLISHED
+
+
+@pytest.mark.django_db(transaction=True)
 def test_relays_running_at_once_never_publish_a_row_twice(monkeypatch, settings):
     settings.REALTIME = {**settings.REALTIME, "OUTBOX_BATCH_SIZE": 5}
     rows = [outbox_message(key=f"job:{n % 12}", data={"n": n}) for n in range(120)]
@@ -271,7 +305,7 @@ def test_a_down_channel_layer_keeps_rows_pending_without_counting_attempts(setti
     assert waiting.status == OutboxStatus.PENDING
     assert waiting.attempts == 0
     assert waiting.lease_until is None  # free for any relay at once
-    assert "PublishError" in waiting.last_error
+    assert "LayerUnavailableError" in waiting.last_error
     settings.CHANNEL_LAYERS = working_layer  # the channel layer is back
     assert "Published 1 outbox message(s)" in relay_once()
     waiting.refresh_from_db()

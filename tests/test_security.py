@@ -10,6 +10,7 @@ from io import StringIO
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -116,10 +117,30 @@ async def test_without_a_token_the_socket_is_anonymous():
     await communicator.disconnect()
 
 
-async def test_anonymous_sockets_are_refused_when_not_allowed(settings):
+async def test_when_anonymous_sockets_are_not_allowed_any_first_frame_but_auth_gets_4001(settings):
     settings.REALTIME = {**settings.REALTIME, "ALLOW_ANONYMOUS": False}
-    communicator = WebsocketCommunicator(application, "/ws")
-    assert (await communicator.connect())[0]
+    communicator, hello = await socket_for()
+    assert "user_id" not in hello["data"]
+    await communicator.send_json_to({"type": "subscribe", "channels": ["jobs"]})
+    await assert_refused(communicator, ErrorCode.UNAUTHORIZED, CloseCode.UNAUTHORIZED)
+
+
+async def test_when_anonymous_sockets_are_not_allowed_an_auth_first_frame_signs_in(settings):
+    settings.REALTIME = {**settings.REALTIME, "ALLOW_ANONYMOUS": False}
+    worker = await sync_to_async(make_worker)()
+    communicator, _ = await socket_for()
+    await communicator.send_json_to({"type": "auth", "token": access_token(worker)})
+    reply = await communicator.receive_json_from()
+    assert (reply["type"], reply["data"]["user_id"]) == ("authenticated", worker.pk)
+    assert (await subscribe(communicator, "jobs"))[-1]["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+async def test_when_anonymous_sockets_are_not_allowed_silence_past_the_auth_timeout_gets_4001(
+    settings,
+):
+    settings.REALTIME = {**settings.REALTIME, "ALLOW_ANONYMOUS": False, "AUTH_TIMEOUT": 0.2}
+    communicator, _ = await socket_for()
     await assert_refused(communicator, ErrorCode.UNAUTHORIZED, CloseCode.UNAUTHORIZED)
 
 
@@ -255,6 +276,8 @@ async def test_job_events_reach_the_personal_channels_with_the_same_id():
     completed_for_worker = await worker_socket.receive_json_from()
     assert completed_for_worker["type"] == "job_completed"
     assert completed_for_worker["channel"] == f"user.{worker.pk}"
+    paid = await worker_socket.receive_json_from()  # the payment notification (jobs.events)
+    assert (paid["type"], paid["channel"]) == ("payment_released", f"user.{worker.pk}")
     assert await worker_socket.receive_nothing()
     await employer_socket.disconnect()
     await worker_socket.disconnect()
@@ -392,14 +415,40 @@ async def test_the_newest_socket_over_the_per_user_limit_gets_4029(settings):
     ("origin", "allowed"),
     [
         (None, True),
-        (b"http://localhost:5173", True),
-        (b"http://localhost:8080", True),
+        (b"http://localhost:5173", True),  # in CORS_ALLOWED_ORIGINS
+        (b"http://LOCALHOST:5173/", True),
+        (b"http://localhost:8000", True),  # the request's own (Host)
+        (b"https://localhost:8000", True),
+        (b"http://localhost:1", False),
+        (b"https://localhost:9999", False),
+        (b"https://localhost:5173", False),
+        (b"http://localhost", False),
         (b"https://evil.example", False),
         (b"http://localhost.evil.example", False),
+        (b"null", False),
     ],
 )
 async def test_socket_origins(origin, allowed):
-    headers = [(b"origin", origin)] if origin else []
+    headers = [(b"host", b"localhost:8000")] + ([(b"origin", origin)] if origin else [])
+    communicator = WebsocketCommunicator(application, "/ws", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected is allowed
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "allowed"),
+    [
+        (b"localhost", b"http://localhost", True),
+        (b"localhost", b"https://localhost", True),
+        (b"localhost", b"http://localhost:8000", False),
+        (b"[::1]:8000", b"http://[::1]:8000", True),
+        # Its own origin, but a host the project does not serve (DNS rebinding).
+        (b"evil.example:8000", b"http://evil.example:8000", False),
+    ],
+)
+async def test_the_own_origin_is_the_host_and_port_of_an_allowed_host(host, origin, allowed):
+    headers = [(b"host", host), (b"origin", origin)]
     communicator = WebsocketCommunicator(application, "/ws", headers=headers)
     connected, _ = await communicator.connect()
     assert connected is allowed
@@ -413,6 +462,118 @@ async def test_star_in_cors_origins_allows_any_origin(settings):
     )
     assert (await communicator.connect())[0]
     await communicator.disconnect()
+
+
+# --- 8. sockets per address ---
+
+
+def from_address(peer: str, forwarded_for: str | None = None):
+    """The application, as if the connection came from `peer`."""
+
+    async def app(scope, receive, send):
+        scope = {**scope, "client": (peer, 50000)}
+        if forwarded_for is not None:
+            scope["headers"] = [*scope["headers"], (b"x-forwarded-for", forwarded_for.encode())]
+        return await application(scope, receive, send)
+
+    return app
+
+
+async def open_from(peer: str, forwarded_for: str | None = None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(from_address(peer, forwarded_for), "/ws")
+    assert (await communicator.connect())[0]
+    return communicator
+
+
+async def test_the_socket_over_the_per_address_limit_gets_4029(settings):
+    settings.REALTIME = {**settings.REALTIME, "MAX_SOCKETS_PER_IP": 2}
+    first, second = await open_from("10.1.1.1"), await open_from("10.1.1.1")
+    for communicator in (first, second):
+        assert (await communicator.receive_json_from())["type"] == "connected"
+    third = await open_from("10.1.1.1")
+    message = await assert_refused(
+        third, ErrorCode.TOO_MANY_CONNECTIONS, CloseCode.TOO_MANY_CONNECTIONS
+    )
+    assert message["data"]["message"] == "Too many connections from your address"
+    other = await open_from("10.2.2.2")
+    assert (await other.receive_json_from())["type"] == "connected"
+    await first.disconnect()
+    again = await open_from("10.1.1.1")
+    assert (await again.receive_json_from())["type"] == "connected"
+    for communicator in (second, other, again):
+        await communicator.disconnect()
+
+
+async def test_without_a_limit_an_address_may_open_many_sockets():
+    sockets = [await open_from("10.1.1.1") for _ in range(30)]
+    for communicator in sockets:
+        assert (await communicator.receive_json_from())["type"] == "connected"
+        await communicator.disconnect()
+
+
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(settings):
+    settings.REALTIME = {**settings.REALTIME, "MAX_SOCKETS_PER_IP": 1}
+    # Not a trusted proxy: the header is ignored, the peer is the client.
+    first = await open_from("10.9.9.9", "1.1.1.1")
+    assert (await first.receive_json_from())["type"] == "connected"
+    refused = await open_from("10.9.9.9", "2.2.2.2")
+    await assert_refused(refused, ErrorCode.TOO_MANY_CONNECTIONS, CloseCode.TOO_MANY_CONNECTIONS)
+    await first.disconnect()
+
+    settings.REALTIME = {**settings.REALTIME, "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    one = await open_from("10.9.9.9", "1.1.1.1")
+    two = await open_from("10.9.9.9", "2.2.2.2")
+    for communicator in (one, two):
+        assert (await communicator.receive_json_from())["type"] == "connected"
+    # A client's own X-Forwarded-For entries are left of what the proxy adds.
+    spoofed = await open_from("10.9.9.9", "2.2.2.2, 1.1.1.1")
+    await assert_refused(spoofed, ErrorCode.TOO_MANY_CONNECTIONS, CloseCode.TOO_MANY_CONNECTIONS)
+    for communicator in (one, two):
+        await communicator.disconnect()
+
+
+# --- 9. sessions ---
+
+
+async def test_a_session_socket_ends_with_4001_when_its_session_is_logged_out(client, settings):
+    settings.REALTIME = {**settings.REALTIME, "SESSION_CHECK_INTERVAL": 0.2}
+    employer = await sync_to_async(make_employer)()
+    await sync_to_async(client.force_login)(employer)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    by_cookie, hello = await socket_for(headers=[(b"cookie", cookie)])
+    assert hello["data"]["user_id"] == employer.pk
+    by_token, _ = await socket_for(access_token(employer))
+    assert await by_cookie.receive_nothing(0.5)
+    await sync_to_async(client.logout)()
+    message = await assert_refused(by_cookie, ErrorCode.UNAUTHORIZED, CloseCode.UNAUTHORIZED)
+    assert message["data"]["message"] == "Unauthorized: the session ended"
+    assert await by_token.receive_nothing(0.5)
+    await by_token.disconnect()
+
+
+async def test_a_session_socket_ends_when_its_session_expires(client, settings):
+    settings.REALTIME = {**settings.REALTIME, "SESSION_CHECK_INTERVAL": 0.2}
+    worker = await sync_to_async(make_worker)()
+    await sync_to_async(client.force_login)(worker)
+    key = client.cookies["sessionid"].value
+    socket, _ = await socket_for(headers=[(b"cookie", f"sessionid={key}".encode())])
+    await sync_to_async(Session.objects.filter(session_key=key).update)(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    await assert_refused(socket, ErrorCode.UNAUTHORIZED, CloseCode.UNAUTHORIZED)
+
+
+async def test_a_token_sent_in_auth_keeps_a_session_socket_past_its_session(client, settings):
+    settings.REALTIME = {**settings.REALTIME, "SESSION_CHECK_INTERVAL": 0.2}
+    worker = await sync_to_async(make_worker)()
+    await sync_to_async(client.force_login)(worker)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    socket, _ = await socket_for(headers=[(b"cookie", cookie)])
+    await socket.send_json_to({"type": "auth", "token": access_token(worker)})
+    assert (await socket.receive_json_from())["type"] == "authenticated"
+    await sync_to_async(client.logout)()
+    assert await socket.receive_nothing(0.8)
+    await socket.disconnect()
 
 
 # --- sockets never outlive their connection ---

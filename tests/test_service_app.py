@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from paychain.asgi import application
-from realtime.service_app import MAX_BODY_BYTES
+from realtime.service_app import max_body_bytes
 
 KEY = "service-key-one"
 
@@ -48,7 +48,7 @@ async def test_a_body_over_a_mebibyte_is_413_json_before_it_is_parsed():
     async with asgi_client() as client:
         response = await client.post(
             "/broadcast",
-            content=b"[" + b" " * MAX_BODY_BYTES + b"]",
+            content=b"[" + b" " * max_body_bytes() + b"]",
             headers={"Authorization": f"Api-Key {KEY}", "Content-Type": "application/json"},
         )
     assert response.status_code == 413
@@ -73,12 +73,20 @@ async def test_an_unexpected_error_is_500_json_and_logged(monkeypatch, caplog):
     monkeypatch.setattr("realtime.views.apublish_many", broken)
     response = await post({"type": "x"})
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal server error.", "code": "server_error"}
+    assert response.json() == {"detail": "Server error.", "code": "server_error"}
     assert "a bug" in caplog.text
 
 
+@pytest.mark.django_db  # /health checks the database
 async def test_the_rest_of_the_site_still_goes_through_django():
     async with asgi_client() as client:
         response = await client.get("/health")
     assert response.status_code == 200
     assert response.json()["status"] == "healthy"
+
+
+async def test_a_broadcast_answers_json_whatever_accept_asks_for():
+    response = await post({"type": "x", "channel": "jobs"}, Accept="text/html")
+    assert response.status_code == 202
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["channels"] == ["jobs"]

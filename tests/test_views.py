@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
+from realtime import health
+
+from .factories import make_employer, make_superuser
 from .live import free_port
 from .sockets import subscribed_socket
 
@@ -118,8 +123,23 @@ def test_broadcast_is_503_when_the_channel_layer_is_unreachable(client, settings
     response = client.post("/broadcast", {"type": "x"}, format="json")
     assert response.status_code == 503
     assert response.json()["detail"]
+    assert response.json()["code"] == "channel_layer_unavailable"
 
 
+def test_a_broadcast_redis_refuses_is_a_500_not_a_503_and_other_channels_still_work(
+    client, redis_layer
+):
+    prefix, redis = redis_layer
+    redis.set(f"{prefix}:stream:{{poisoned}}:meta", "x")  # WRONGTYPE for this channel
+    refused = client.post("/broadcast", {"type": "x", "channel": "poisoned"}, format="json")
+    assert refused.status_code == 500
+    assert refused.json()["code"] == "publish_failed"
+    assert "WRONGTYPE" not in refused.json()["detail"]  # Redis' words stay in the log
+    accepted = client.post("/broadcast", {"type": "x", "channel": "jobs"}, format="json")
+    assert accepted.status_code == 202
+
+
+@pytest.mark.django_db  # /health checks the database
 @pytest.mark.parametrize("path", ["/health", "/health/"])
 def test_health_reports_the_seed_document(client, path):
     response = client.get(path)
@@ -148,6 +168,80 @@ def test_stats_reports_connections_and_message_counters(client, path):
     assert body["connections"] == {"total": 0, "by_channel": {}}
     assert body["messages"]["published"] >= 1
     assert set(body["messages"]) >= {"published", "delivered", "received", "errors_sent"}
+
+
+# --- Who sees which channels on /health and /stats ----------------------------------------
+
+ON_CHANNELS = {"jobs": 2, "announcements": 1, "news": 1, "user.7": 1, "job.3": 1, "payments": 1}
+
+
+@pytest.fixture
+def sockets_on_channels(monkeypatch):
+    """This process holds sockets on public and private channels."""
+    real = health.local_report
+
+    def report() -> dict:
+        return {**real(), "total": 7, "by_channel": dict(ON_CHANNELS)}
+
+    monkeypatch.setattr(health, "local_report", report)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/stats"])
+def test_without_credentials_health_and_stats_show_totals_and_public_channels_only(
+    client, settings, sockets_on_channels, path
+):
+    settings.REALTIME = {**settings.REALTIME, "PUBLIC_CHANNELS": ["jobs", "announcements", "news"]}
+    body = client.get(path).json()
+    assert body["connections"] == {
+        "total": 7,
+        "by_channel": {"jobs": 2, "announcements": 1, "news": 1},
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/stats"])
+@pytest.mark.parametrize("who", ["service key", "staff token"])
+def test_a_service_key_or_a_staff_token_sees_every_channel(
+    client, keys, sockets_on_channels, path, who
+):
+    if who == "service key":
+        header = f"Api-Key {KEY}"
+    else:
+        header = f"Bearer {AccessToken.for_user(make_superuser())}"
+    body = client.get(path, HTTP_AUTHORIZATION=header).json()
+    assert body["connections"] == {"total": 7, "by_channel": ON_CHANNELS}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/stats"])
+def test_a_plain_users_token_sees_public_channels_only(client, sockets_on_channels, path):
+    header = f"Bearer {AccessToken.for_user(make_employer())}"
+    body = client.get(path, HTTP_AUTHORIZATION=header).json()
+    assert body["connections"]["by_channel"] == {"jobs": 2, "announcements": 1}
+
+
+# --- /health checks the database -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_health_is_503_naming_the_database_when_it_does_not_answer_in_time(
+    client, settings, monkeypatch
+):
+    settings.REALTIME = {**settings.REALTIME, "HEALTH_TIMEOUT": 0.2}
+    release = threading.Event()
+
+    def hanging_database() -> None:
+        release.wait(10)
+
+    monkeypatch.setattr(health, "_probe_database", hanging_database)
+    try:
+        response = client.get("/health")
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert response.json()["status"] == "unhealthy"
+    assert "database did not answer within 0.2 seconds" in response.json()["reason"]
 
 
 @pytest.mark.django_db

@@ -8,6 +8,8 @@ from typing import Any
 
 import websockets
 
+from .contracts import check_server_message
+
 
 async def connect(url: str, **kwargs: Any) -> tuple[websockets.ClientConnection, dict[str, Any]]:
     """Open a socket; return it with its `connected` message."""
@@ -18,7 +20,10 @@ async def connect(url: str, **kwargs: Any) -> tuple[websockets.ClientConnection,
 
 
 async def recv_json(ws: websockets.ClientConnection, timeout: float = 5) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    """The next message, checked against the AsyncAPI document (tests/contracts.py)."""
+    message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    check_server_message(message)
+    return message
 
 
 async def send_json(ws: websockets.ClientConnection, message: Any) -> None:

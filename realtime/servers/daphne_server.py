@@ -40,6 +40,7 @@ from daphne.cli import CommandLineInterface
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+from .accesslog import RedactingActionLogger
 from .extension import EXTENSION
 
 
@@ -103,9 +104,12 @@ class TwistedSocketTransport:
 
 
 class RealtimeServer(daphne.server.Server):
-    """daphne's server, adding our transport to every WebSocket scope."""
+    """daphne's server, adding our transport to every WebSocket scope, and
+    keeping query strings (tokens) out of its access log."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("action_logger") is not None:
+            kwargs["action_logger"] = RedactingActionLogger(kwargs["action_logger"])
         super().__init__(*args, **kwargs)
         self.socket_transports: dict[Any, TwistedSocketTransport] = {}
 

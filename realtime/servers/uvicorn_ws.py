@@ -20,6 +20,7 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from . import uvicorn_http
 from .extension import EXTENSION
 
 
@@ -87,7 +88,8 @@ def serve(app: str, *, host: str, port: int, workers: int = 1, log_level: str = 
     """Run uvicorn as production does (docs/benchmarks.md): this module's
     protocol, per-message deflate off (about 40 KB of zlib state per socket, for
     frames of a few hundred bytes), no lifespan (the application has none),
-    uvloop and httptools. `app` is an import string, as uvicorn's workers need."""
+    uvloop, and httptools with the head limits of `uvicorn_http` and query strings
+    kept out of the logs. `app` is an import string, as uvicorn's workers need."""
     uvicorn.run(
         app,
         host=host,
@@ -98,5 +100,6 @@ def serve(app: str, *, host: str, port: int, workers: int = 1, log_level: str = 
         ws_per_message_deflate=False,
         lifespan="on",
         loop="uvloop",
-        http="httptools",
+        http=uvicorn_http.PROTOCOL,
+        log_config=uvicorn_http.log_config(),
     )
