@@ -40,7 +40,6 @@ from .broker import (
     Position,
     get_broker,
     group_for,
-    layer_message,
 )
 from .client import Client, Send
 from .conf import realtime_settings
@@ -468,9 +467,7 @@ class Node:
             protocol.envelope(kind, {"user_id": user_id, "user_type": user_type}, channel=channel)
         )
         async with asyncio.timeout(realtime_settings.LAYER_TIMEOUT):
-            await self.layer.group_send(
-                group_for(channel), layer_message(channel, frame, skip_user=user_id)
-            )
+            await self.broker.send_ephemeral(channel, frame, skip_user=user_id)
 
     async def _sweep_presence(self) -> None:
         """Announce `user_offline` for the users of processes that died
