@@ -15,6 +15,12 @@ publishers may therefore reach a process out of offset order, and a Redis
 reconnect may lose a send: the node that receives them fills such gaps from
 the history (see realtime.node).
 
+With Redis, the publications of concurrent callers share both steps (group
+commit, realtime.batching): one pipelined round trip records them all, then
+one `group_send` per channel carries that channel's new frames, in offset
+order, as one layer message (`layer_batch`). A node therefore writes them to
+each socket in one go.
+
 Two implementations behind one interface: `MemoryBroker` (the in-memory
 channel layer: one process) and `RedisBroker` (a Lua script per channel, on
 that channel's Redis host; history entries encrypted with
@@ -82,6 +88,17 @@ def layer_message(
     if skip_user is not None:
         message["skip_user"] = skip_user
     return message
+
+
+def layer_batch(channel: str, publications: Sequence[tuple[int, str, str]]) -> dict[str, Any]:
+    """Several publications of one channel in one layer message: `batch` is
+    [offset, epoch, frame] per publication, in offset order."""
+    return {
+        "type": PUBLICATION,
+        "channel": channel,
+        "batch": [list(publication) for publication in publications],
+        "ts": time.time(),
+    }
 
 
 def new_epoch() -> str:
@@ -273,7 +290,9 @@ class RedisBroker:
         self.prefix = prefix
         self.cipher: Cipher | None = cipher_for(realtime_settings.ENCRYPTION_KEYS)
         self._publish_sha = hashlib.sha1(_PUBLISH.encode(), usedforsecurity=False).hexdigest()
-        self._recorder: Batcher[dict[str, Any], Any] = Batcher(self._record, MAX_WAITING_RECORDS)
+        self._publisher: Batcher[dict[str, Any], Position | None] = Batcher(
+            self._record_and_send, MAX_WAITING_RECORDS
+        )
         self._snapshot = [c.register_script(_SNAPSHOT) for c in self.clients.hosts]
 
     def _keys(self, channel: str) -> tuple[str, str]:
@@ -308,36 +327,56 @@ class RedisBroker:
     async def publish_many(
         self, records: Sequence[tuple[str, str, str | None]]
     ) -> list[Position | None]:
-        # Record every publication (in the round trip of whatever concurrent
-        # publishers record too), then send each recorded one to its group,
-        # in order. An error Redis answered for one record fails its caller
-        # only, after the caller's other records are sent.
-        results = await self._recorder.put(
-            [self._publish_args(*record) | {"shard": self._shard(record[0])} for record in records]
+        # Joins the next round trip of this process' publisher; an error for
+        # one record (Redis answered WRONGTYPE for its keys, its send failed)
+        # fails its caller only, after the caller's other records are sent.
+        results = await self._publisher.put(
+            [
+                self._publish_args(channel, prefix, dedupe_key)
+                | {"shard": self._shard(channel), "channel": channel, "prefix": prefix}
+                for channel, prefix, dedupe_key in records
+            ]
         )
-        # What was recorded is sent even when another record failed: a retry
-        # with the same dedupe key then skips it instead of losing it.
-        failure: BaseException | None = None
-        positions: list[Position | None] = []
-        for (channel, prefix, _), result in zip(records, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or result
-                positions.append(None)
-                continue
-            offset, epoch = result
-            if int(offset) == 0:
-                positions.append(None)
-                continue
-            position = Position(int(offset), _text(epoch))
-            frame = frame_with_position(prefix, position.offset, position.epoch)
-            await self.layer.group_send(
-                group_for(channel),
-                layer_message(channel, frame, offset=position.offset, epoch=position.epoch),
-            )
-            positions.append(position)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             raise failure
-        return positions
+        return [r for r in results if not isinstance(r, BaseException)]
+
+    async def _record_and_send(
+        self, calls: list[dict[str, Any]]
+    ) -> list[Position | None | Exception]:
+        """Record every call (one pipeline per host), then send each channel's
+        recorded frames to its group in one layer message. What was recorded
+        is sent even when another record failed: a retry with the same dedupe
+        key then skips it instead of losing it."""
+        results: list[Position | None | Exception] = []
+        by_channel: dict[str, list[int]] = {}
+        for index, (call, reply) in enumerate(zip(calls, await self._record(calls), strict=True)):
+            if isinstance(reply, Exception):
+                results.append(reply)
+            elif int(reply[0]) == 0:
+                results.append(None)  # its dedupe key was seen: nothing to send
+            else:
+                results.append(Position(int(reply[0]), _text(reply[1])))
+                by_channel.setdefault(call["channel"], []).append(index)
+        for channel, indexes in by_channel.items():
+            frames = []
+            for index in indexes:
+                position = results[index]
+                assert isinstance(position, Position)
+                frame = frame_with_position(calls[index]["prefix"], position.offset, position.epoch)
+                frames.append((position.offset, position.epoch, frame))
+            if len(frames) == 1:
+                offset, epoch, frame = frames[0]
+                message = layer_message(channel, frame, offset=offset, epoch=epoch)
+            else:
+                message = layer_batch(channel, frames)
+            try:
+                await self.layer.group_send(group_for(channel), message)
+            except Exception as exc:
+                for index in indexes:
+                    results[index] = exc
+        return results
 
     async def _record(self, calls: list[dict[str, Any]]) -> list[Any]:
         """Run the publish script for each call: one pipeline per host, with

@@ -165,26 +165,41 @@ class Node:
 
     async def _on_publication(self, message: dict[str, Any]) -> None:
         channel = message.get("channel")
+        batch = message.get("batch")
+        if batch is not None:  # realtime.broker.layer_batch: one channel's, in order
+            for offset, epoch, frame in batch:
+                if channel is not None and await self._on_positioned(
+                    channel, frame, Position(int(offset), str(epoch))
+                ):
+                    instruments.delivered(message)
+            return
         frame = message["frame"]
         offset = message.get("offset")
         if channel is None or offset is None:
             if self.hub.deliver(channel, frame, skip_user=message.get("skip_user")):
                 instruments.delivered(message)
             return
-        if channel not in self.delivered:
-            return  # no longer joined
         position = Position(int(offset), str(message.get("epoch")))
+        if await self._on_positioned(channel, frame, position):
+            instruments.delivered(message)
+
+    async def _on_positioned(self, channel: str, frame: str, position: Position) -> bool:
+        """Deliver a publication of a channel's stream after any gap before
+        it; False when it is not this process' to deliver (no longer joined,
+        delivered already) or no local socket took it."""
+        if channel not in self.delivered:
+            return False  # no longer joined
         last = self.delivered[channel]
         if last is not None and position.epoch == last.epoch:
             if position.offset <= last.offset:
-                return  # delivered already (from history, or twice)
+                return False  # delivered already (from history, or twice)
             if position.offset > last.offset + 1:
                 await self._fill(channel, last, position)
         elif last is not None and position.offset > 1:
             await self._fill(channel, Position(0, position.epoch), position)
-        if self.hub.deliver(channel, frame, position.offset):
-            instruments.delivered(message)
+        taken = self.hub.deliver(channel, frame, position.offset) > 0
         self._delivered(channel, position)
+        return taken
 
     def _delivered(self, channel: str, position: Position) -> None:
         if channel in self.delivered:

@@ -10,7 +10,14 @@ import time
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from realtime import node as node_module
-from realtime.broker import GROUP_ALL, Position, get_broker, group_for, layer_message
+from realtime.broker import (
+    GROUP_ALL,
+    Position,
+    get_broker,
+    group_for,
+    layer_batch,
+    layer_message,
+)
 from realtime.node import Node, get_node
 from realtime.protocol import CloseCode, ErrorCode
 from realtime.services import apublish
@@ -230,6 +237,55 @@ async def test_a_publication_after_a_gap_is_preceded_by_the_missing_ones_from_hi
     await settle()
     assert recorder.texts == [frame for _, frame in entries]
     assert node.delivered["jobs"] == Position(5, epoch)
+
+
+async def test_a_batch_after_a_gap_is_preceded_by_the_missing_ones_from_history():
+    node = await get_node()
+    recorder = Recorder()
+    await node.subscribe(node.attach(recorder, None), "jobs")
+    entries = await published(node, "jobs", 5)
+    epoch = get_broker().epoch
+    # One layer message carries the 4th and the 5th; the 1st to the 3rd never came.
+    batch = [(offset, epoch, entries[offset - 1][1]) for offset in (4, 5)]
+    await get_channel_layer().group_send(group_for("jobs"), layer_batch("jobs", batch))
+    await wait_until(lambda: len(recorder.texts) == 5)
+    await settle()
+    assert recorder.texts == [frame for _, frame in entries]
+    assert node.delivered["jobs"] == Position(5, epoch)
+
+
+async def test_concurrent_publications_to_a_channel_reach_each_socket_in_one_write(
+    redis_layer, monkeypatch
+):
+    # Twelve publishers at once (twelve POST /broadcast in flight): one round
+    # trip records them, one layer message carries them, one write per socket.
+    node = await get_node()
+    sends: list[str] = []
+    group_send = node.layer.group_send
+
+    async def counted_group_send(group: str, message: dict) -> None:
+        sends.append(group)
+        await group_send(group, message)
+
+    monkeypatch.setattr(node.layer, "group_send", counted_group_send)
+    try:
+        sockets = [OpenTransport() for _ in range(3)]
+        for transport in sockets:
+            await node.subscribe(node.attach(Recorder(), transport), "jobs")
+        await asyncio.gather(
+            *(apublish(type="t", data={"n": n}, channel="jobs") for n in range(12))
+        )
+        await wait_until(lambda: all(b'"offset":12' in t.received for t in sockets))
+        await settle()
+        for transport in sockets:
+            assert len(transport.writes) == 1
+            offsets = [
+                int(part.split(b",", 1)[0]) for part in transport.received.split(b'"offset":')[1:]
+            ]
+            assert offsets == list(range(1, 13))
+        assert sends.count(group_for("jobs")) == 1
+    finally:
+        await node.stop()
 
 
 async def test_a_gap_the_history_cannot_fill_sends_resync_and_delivery_goes_on(settings):
