@@ -33,9 +33,45 @@ BROADCAST_FIELDS: dict[str, serializers.Field] = {
 }
 
 
+def well_formed(data: Any) -> dict[str, Any] | None:
+    """What BroadcastSerializer's fields make of `data`, when it is the
+    common case (a JSON object with a valid `type`, maybe an object `data`,
+    maybe a valid or null `channel`, no `user_id(s)`); None otherwise, and DRF's
+    own validation then decides and words the errors. The same checks as
+    BROADCAST_FIELDS, at a fraction of DRF's per-field cost (tests/test_fuzz.py
+    holds the two to the same answers)."""
+    if type(data) is not dict or "user_id" in data or "user_ids" in data:
+        return None
+    kind = data.get("type")
+    if type(kind) is not str or MESSAGE_TYPE_RE.fullmatch(kind) is None:
+        return None
+    value: dict[str, Any] = {"type": kind}
+    if "data" in data:
+        body = data["data"]
+        if type(body) is not dict or not is_valid_unicode(body):
+            return None
+        value["data"] = body
+    if "channel" in data:
+        channel = data["channel"]
+        if channel is not None and (
+            type(channel) is not str or CHANNEL_NAME_RE.fullmatch(channel) is None
+        ):
+            return None
+        value["channel"] = channel
+    return value
+
+
 class BroadcastSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         return {name: copy.copy(field) for name, field in BROADCAST_FIELDS.items()}
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # Nearly every broadcast is well formed: it skips DRF's per-field
+        # machinery, a sixth of what a POST /broadcast cost.
+        value = well_formed(data)
+        if value is not None:
+            return value
+        return super().run_validation(data)
 
     def validate_data(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):

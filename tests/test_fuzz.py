@@ -9,9 +9,11 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework import serializers
 
 from paychain.asgi import application
 from realtime.protocol import ClientType, CloseCode, ErrorCode, ServerType
+from realtime.serializers import BroadcastSerializer, well_formed
 
 ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
 CLOSE_CODES = {
@@ -101,3 +103,47 @@ async def exchange(frame: str | bytes) -> None:
 @given(frame=frames)
 def test_any_frame_gets_a_typed_answer_and_other_sockets_keep_working(frame):
     async_to_sync(exchange)(frame)
+
+
+valid_names = st.from_regex(r"[A-Za-z0-9_.\-]{1,90}", fullmatch=True)
+broadcast_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": valid_names | json_values,
+            "data": st.dictionaries(st.text(max_size=10), json_values, max_size=4) | json_values,
+            "channel": valid_names | st.none() | json_values,
+            "user_id": st.integers(min_value=-1, max_value=3) | json_values,
+            "user_ids": st.lists(st.integers(min_value=0, max_value=3), max_size=3),
+            "other": json_values,
+        },
+    ),
+)
+
+
+def drf_answer(body: object) -> tuple[str, object]:
+    """What DRF's own validation of BroadcastSerializer's fields makes of `body`."""
+    serializer = BroadcastSerializer(data=body)
+    try:
+        return "valid", serializers.Serializer.run_validation(serializer, body)
+    except serializers.ValidationError:
+        return "invalid", None
+
+
+@settings(max_examples=400, deadline=None)
+@given(broadcast_bodies)
+def test_a_broadcast_on_the_fast_path_is_what_drf_would_make_of_it(body):
+    fast = well_formed(body)
+    if fast is not None:
+        assert drf_answer(body) == ("valid", fast)
+
+
+def test_the_common_broadcast_takes_the_fast_path_and_the_rest_drf():
+    body = {"type": "job.created", "data": {"id": 1}, "channel": "jobs"}
+    assert well_formed(body) == body
+    assert well_formed({"type": "x", "channel": None}) == {"type": "x", "channel": None}
+    for other in ({"type": "x", "user_id": 1}, {"type": "x" * 65}, {"type": "x", "data": None}):
+        assert well_formed(other) is None
+        serializer = BroadcastSerializer(data=other)
+        assert serializer.is_valid() == ("user_id" in other)
