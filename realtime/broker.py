@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import redis_clients
 from .batching import Batcher
@@ -241,27 +241,45 @@ class MemoryBroker:
         return {name: Position(self.offsets.get(name, 0), self.epoch) for name in channels}
 
 
-# KEYS: meta, history, seen. ARGV: payload, candidate epoch, now, size, ttl,
-# meta ttl, dedupe flag, dedupe ttl. History entries: "<offset> <time> <payload>".
+# Records publications, each in one atomic step. ARGV: size, ttl, meta ttl,
+# dedupe ttl, then per publication: payload, candidate epoch, now, dedupe
+# flag. KEYS: per publication meta, history, seen. History entries:
+# "<offset> <time> <payload>". Answers per publication {offset, epoch}
+# ({0, ''} when its dedupe key was seen), or {-1, error} when Redis refused
+# one of its commands (a key of the wrong type): the others still count.
 _PUBLISH = """
-local meta, hist, seen = KEYS[1], KEYS[2], KEYS[3]
-local payload, candidate, now = ARGV[1], ARGV[2], ARGV[3]
-local size, ttl, meta_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local dedupe = ARGV[7] == '1'
-if dedupe and redis.call('EXISTS', seen) == 1 then return {0, ''} end
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  epoch = candidate
-  redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+local size, ttl, meta_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local dedupe_ttl = tonumber(ARGV[4])
+local function record(meta, hist, seen, payload, candidate, now, dedupe)
+  if dedupe and redis.call('EXISTS', seen) == 1 then return {0, ''} end
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = candidate
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+  end
+  local offset = redis.call('HINCRBY', meta, 'offset', 1)
+  redis.call('EXPIRE', meta, meta_ttl)
+  redis.call('RPUSH', hist, offset .. ' ' .. now .. ' ' .. payload)
+  redis.call('LTRIM', hist, -size, -1)
+  redis.call('EXPIRE', hist, ttl)
+  if dedupe then redis.call('SET', seen, '1', 'EX', dedupe_ttl) end
+  return {offset, epoch}
 end
-local offset = redis.call('HINCRBY', meta, 'offset', 1)
-redis.call('EXPIRE', meta, meta_ttl)
-redis.call('RPUSH', hist, offset .. ' ' .. now .. ' ' .. payload)
-redis.call('LTRIM', hist, -size, -1)
-redis.call('EXPIRE', hist, ttl)
-if dedupe then redis.call('SET', seen, '1', 'EX', tonumber(ARGV[8])) end
-return {offset, epoch}
+local answers = {}
+for i = 0, #KEYS / 3 - 1 do
+  local a = 5 + 4 * i
+  local ok, answer = pcall(record, KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3],
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3] == '1')
+  if not ok then
+    if type(answer) == 'table' then answer = answer.err end
+    answer = {-1, tostring(answer)}
+  end
+  answers[#answers + 1] = answer
+end
+return answers
 """
+# Publications per script call: bounds how long one call holds Redis.
+RECORDS_PER_CALL = 100
 
 # KEYS: meta, history. ARGV: candidate epoch, meta ttl, with history flag.
 _SNAPSHOT = """
@@ -311,17 +329,13 @@ class RedisBroker:
         meta, history = self._keys(channel)
         seen = f"{meta}:seen:{dedupe_key}" if dedupe_key else f"{meta}:unused"
         return {
-            "keys": [meta, history, seen],
-            "args": [
+            "keys": (meta, history, seen),
+            "args": (
                 self.cipher.encrypt(prefix) if self.cipher else prefix,
                 new_epoch(),
                 f"{time.time():.3f}",
-                realtime_settings.HISTORY_SIZE,
-                realtime_settings.HISTORY_TTL,
-                max(META_TTL, realtime_settings.HISTORY_TTL),
                 "1" if dedupe_key else "0",
-                DEDUPE_TTL,
-            ],
+            ),
         }
 
     async def publish_many(
@@ -379,24 +393,41 @@ class RedisBroker:
         return results
 
     async def _record(self, calls: list[dict[str, Any]]) -> list[Any]:
-        """Run the publish script for each call: one pipeline per host, with
-        EVALSHA (loading the script once when a host does not have it)."""
+        """Run the publish script for the calls: one pipeline per host, of
+        EVALSHA with up to RECORDS_PER_CALL publications each (loading the
+        script once when a host does not have it). Per call: [offset, epoch],
+        or the error Redis answered for it."""
         results: list[Any] = [None] * len(calls)
         by_host: dict[int, list[int]] = collections.defaultdict(list)
         for index, call in enumerate(calls):
             by_host[call["shard"]].append(index)
+        common = (
+            realtime_settings.HISTORY_SIZE,
+            realtime_settings.HISTORY_TTL,
+            max(META_TTL, realtime_settings.HISTORY_TTL),
+            DEDUPE_TTL,
+        )
         for host, indexes in by_host.items():
+            parts = [
+                indexes[start : start + RECORDS_PER_CALL]
+                for start in range(0, len(indexes), RECORDS_PER_CALL)
+            ]
             for attempt in range(2):
                 pipe = self.clients.hosts[host].pipeline(transaction=False)
-                for index in indexes:
-                    keys, args = calls[index]["keys"], calls[index]["args"]
-                    pipe.evalsha(self._publish_sha, len(keys), *keys, *args)
+                for part in parts:
+                    keys = [key for index in part for key in calls[index]["keys"]]
+                    args = [arg for index in part for arg in calls[index]["args"]]
+                    pipe.evalsha(self._publish_sha, len(keys), *keys, *common, *args)
                 replies = await pipe.execute(raise_on_error=False)
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
                     await self.clients.hosts[host].script_load(_PUBLISH)
                     continue  # NOSCRIPT ran nothing: run them all again
-                for index, reply in zip(indexes, replies, strict=True):
-                    results[index] = reply
+                for part, reply in zip(parts, replies, strict=True):
+                    answers = [reply] * len(part) if isinstance(reply, Exception) else reply
+                    for index, answer in zip(part, answers, strict=True):
+                        if not isinstance(answer, Exception) and int(answer[0]) == -1:
+                            answer = ResponseError(_text(answer[1]))
+                        results[index] = answer
                 break
         return results
 

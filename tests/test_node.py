@@ -7,9 +7,12 @@ import asyncio
 import collections
 import time
 
+import pytest
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from redis.exceptions import ResponseError
 
 from realtime import node as node_module
+from realtime import redis_clients
 from realtime.broker import (
     GROUP_ALL,
     Position,
@@ -397,3 +400,23 @@ async def test_a_node_that_stops_receiving_its_groups_joins_them_again(monkeypat
     await layer.group_send(GROUP_ALL, layer_message(None, '{"type":"back"}'))
     await wait_until(lambda: recorder.texts == ['{"type":"back"}'])
     await node.stop()
+
+
+async def test_a_round_trip_of_many_records_fails_only_the_refused_one(settings, redis_layer):
+    # 150 records in one round trip: two script calls; the 120th goes to a
+    # channel whose offset key holds a string, so Redis refuses it alone.
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_SIZE": 200}
+    prefix, redis = redis_layer
+    redis.set(f"{prefix}:stream:{{poisoned}}:meta", "x")
+    broker = get_broker()
+    records = [("jobs", f'{{"type":"t","data":{{"n":{n}}}', None) for n in range(150)]
+    records[119] = ("poisoned", '{"type":"t","data":{}', None)
+    try:
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await broker.publish_many(records)
+        snapshot = await broker.snapshot("jobs", after=0)
+    finally:
+        await redis_clients.close_clients()
+    assert [offset for offset, _ in snapshot.entries] == list(range(1, 150))
+    numbers = [int(frame.split('"n":')[1].split("}")[0]) for _, frame in snapshot.entries]
+    assert numbers == [n for n in range(150) if n != 119]
