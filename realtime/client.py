@@ -92,8 +92,10 @@ class Client:
         # Frames for the transport, written together at the end of this turn.
         self._pending: list[bytes] = []
         # Messages waiting for the socket to drain (or, without our
-        # transport, for the writer task).
-        self._queue: deque[Outgoing] = deque()
+        # transport, for the writer task); made when first needed and dropped
+        # once drained: an empty deque is a 64-slot block (~760 bytes) that
+        # every idle socket would keep.
+        self._queue: deque[Outgoing] | None = None
         self._queued = 0
         self._writer: asyncio.Task[None] | None = None
         self._on_pending = on_pending
@@ -106,12 +108,15 @@ class Client:
         if self.closing:
             return
         transport = self._transport
-        if transport is not None and not self._queue and transport.is_writable():
+        queue = self._queue
+        if transport is not None and not queue and transport.is_writable():
             if not self._pending:
                 self._on_pending(self)
             self._pending.append(message.frame)
             return
-        self._queue.append(message)
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(message)
         self._queued += message.size
         if self._queued > self.limit:
             self._slow()
@@ -137,18 +142,19 @@ class Client:
         try:
             while self._queue:
                 await self._writable()
-                if not self._queue:
+                queue = self._queue
+                if not queue:
                     break  # dropped meanwhile
                 if self._transport is None:
-                    message = self._queue.popleft()
+                    message = queue.popleft()
                     self._queued -= message.size
                     await self._send({"type": "websocket.send", "text": message.text})
                     continue
                 self.write_pending()
                 chunk: list[bytes] = []
                 size = 0
-                while self._queue and size < DRAIN_CHUNK:
-                    message = self._queue.popleft()
+                while queue and size < DRAIN_CHUNK:
+                    message = queue.popleft()
                     self._queued -= message.size
                     chunk.append(message.frame)
                     size += len(message.frame)
@@ -159,6 +165,8 @@ class Client:
             self._fail(exc)
         finally:
             self._writer = None
+            if not self._queue:
+                self._queue = None
 
     async def flush(self, timeout: float) -> bool:
         """Wait until everything queued went to the server; False on timeout."""
@@ -192,7 +200,7 @@ class Client:
     def _stop_writing(self) -> None:
         self.closing = True
         self._pending.clear()
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
@@ -265,9 +273,13 @@ def keep_server_send(application: Any) -> Any:
     """Outermost wrapper of the socket stack: keeps the ASGI server's own
     `send` in the scope. Middleware below (sessions, auth) wraps `send` to
     watch for the accept; a Client writes through the server's `send`
-    directly, one call per frame instead of one per wrapper."""
+    directly, one call per frame instead of one per wrapper.
 
-    async def app(scope: dict[str, Any], receive: Any, send: Send) -> Any:
-        return await application({**scope, SERVER_SEND: send}, receive, send)
+    A plain function returning the application's coroutine, not a coroutine
+    of its own: this wrapper's frame would stay suspended for as long as each
+    socket is open."""
+
+    def app(scope: dict[str, Any], receive: Any, send: Send) -> Awaitable[Any]:
+        return application({**scope, SERVER_SEND: send}, receive, send)  # type: ignore[no-any-return]
 
     return app

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -35,6 +34,7 @@ from .peers import address_slots, client_address
 from .permissions import acan_subscribe, personal_channel
 from .presence import presence_enabled
 from .protocol import ClientFrame, ClientType, CloseCode, ErrorCode, ProtocolError, ServerType
+from .ratelimit import FrameTimes
 from .servers.extension import transport_of
 from .sessions import session_watch
 from .wsframe import Outgoing
@@ -51,7 +51,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     socket: Client | None = None
     user: Any = None
     closing = False
-    _frames: deque[float] | None = None
+    _frames: FrameTimes | None = None
     _expiry: asyncio.TimerHandle | None = None
     # Anonymous sockets refused: signed in by neither token nor session, the
     # socket must send `auth` first, within AUTH_TIMEOUT seconds.
@@ -68,8 +68,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' AsyncConsumer.__call__ reads `receive` through
+        # await_many_dispatch, which multiplexes it with a channel layer's
+        # receive: a task per message and asyncio.wait's futures, held by every
+        # idle socket (about 2.5 KB each). These sockets have no layer channel,
+        # so one loop reads the one source, and dispatches as Channels does.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         finally:
             # An exception, a broken transport or a server error ends the
             # consumer without websocket.disconnect: leave the node all the same.
@@ -284,14 +295,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def flooding(self) -> bool:
         """More than RATE_LIMIT_FRAMES frames within RATE_LIMIT_SECONDS?"""
-        now = time.monotonic()
         if self._frames is None:
-            self._frames = deque(maxlen=realtime_settings.RATE_LIMIT_FRAMES)
-        frames = self._frames
-        if len(frames) == frames.maxlen and now - frames[0] < realtime_settings.RATE_LIMIT_SECONDS:
-            return True
-        frames.append(now)
-        return False
+            self._frames = FrameTimes(realtime_settings.RATE_LIMIT_FRAMES)
+        return not self._frames.admit(time.monotonic(), realtime_settings.RATE_LIMIT_SECONDS)
 
     async def send_message(self, message: dict[str, Any]) -> None:
         text = protocol.encode(message)
