@@ -34,6 +34,8 @@ from .models import IdempotencyRecord
 from .services import Publication, PublishError, publish
 
 HEADER = "Idempotency-Key"
+# The same header in a request's META.
+META_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
 # As long as the publishing service remembers a message id.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")

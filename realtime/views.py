@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, get_authorization_header
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -19,8 +19,14 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from . import asyncapi, health, metrics, schema
 from .async_views import AsyncAPIView, FirstRendererNegotiation
-from .authentication import ApiKeyAuthentication, CanBroadcast, IsServiceOrStaff, ServiceClient
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .authentication import (
+    ApiKeyAuthentication,
+    CanBroadcast,
+    IsServiceOrStaff,
+    ServiceClient,
+    authorization_header,
+)
+from .idempotency import META_KEY as IDEMPOTENCY_META_KEY
 from .idempotency import broadcast_once, caller_of, clean_key
 from .presence import channel_users, presence_enabled
 from .protocol import is_valid_channel
@@ -53,7 +59,7 @@ class BroadcastApi(AsyncAPIView):
 
     def initial_needs_thread(self, request: Request) -> bool:
         # Only a JWT names a user to load.
-        scheme = get_authorization_header(request).split()[:1]
+        scheme = authorization_header(request).split()[:1]
         return bool(scheme) and scheme[0].lower() == b"bearer"
 
     @extend_schema(**schema.BROADCAST)
@@ -70,7 +76,7 @@ class BroadcastApi(AsyncAPIView):
             Message(body["type"], body.get("data") or {}, tuple(channels_of(body)))
             for body in bodies
         ]
-        idempotency_key = clean_key(request.headers.get(IDEMPOTENCY_HEADER))
+        idempotency_key = clean_key(request.META.get(IDEMPOTENCY_META_KEY))
         try:
             if idempotency_key is None:
                 publications = await apublish_many(messages)
