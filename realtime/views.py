@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from . import asyncapi, health, metrics, schema
+from . import asyncapi, health, metrics, protocol, schema
 from .async_views import AsyncAPIView, FirstRendererNegotiation
 from .authentication import (
     ApiKeyAuthentication,
@@ -63,7 +63,7 @@ class BroadcastApi(AsyncAPIView):
         return bool(scheme) and scheme[0].lower() == b"bearer"
 
     @extend_schema(**schema.BROADCAST)
-    async def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> HttpResponse:
         batch = isinstance(request.data, list)
         serializer: BroadcastSerializer | BroadcastBatchSerializer
         if batch:
@@ -122,7 +122,14 @@ class BroadcastApi(AsyncAPIView):
             }
             for publication in publications
         ]
-        return Response(accepted if batch else accepted[0], status=status.HTTP_202_ACCEPTED)
+        # A plain JSON HttpResponse, as DRF allows a view to return: the same
+        # body JSONRenderer would make, without a TemplateResponse to render
+        # for every publication (errors above still go through DRF).
+        return HttpResponse(
+            protocol.encode(accepted if batch else accepted[0]),
+            status=status.HTTP_202_ACCEPTED,
+            content_type="application/json",
+        )
 
 
 def sees_every_channel(request: Request) -> bool:
