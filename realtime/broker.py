@@ -22,9 +22,10 @@ order, as one layer message (`layer_batch`). A node therefore writes them to
 each socket in one go.
 
 Two implementations behind one interface: `MemoryBroker` (the in-memory
-channel layer: one process) and `RedisBroker` (a Lua script per channel, on
-that channel's Redis host; history entries encrypted with
-REALTIME["ENCRYPTION_KEYS"] when set).
+channel layer: one process) and `RedisBroker` (a Lua script on each channel's
+Redis host, which records up to RECORDS_PER_CALL publications per call, each
+atomically; history entries encrypted with REALTIME["ENCRYPTION_KEYS"] when
+set).
 """
 
 from __future__ import annotations
